@@ -24,6 +24,7 @@ import {
   receivedHtlcScript,
   toLocalScript,
 } from './scripts.js';
+import { MAX_COMMITMENT_NUMBER } from './shachain.js';
 import { commitmentBaseFeeSat, commitmentWeight, htlcSuccessFeeSat, htlcTimeoutFeeSat } from './fees.js';
 
 /** The keys that appear in one commitment's scripts. */
@@ -65,7 +66,6 @@ export function obscuringFactor(openerPaymentBasepoint: Uint8Array, accepterPaym
   return bytesToBigInt(sha256(concatBytes(openerPaymentBasepoint, accepterPaymentBasepoint)).subarray(26));
 }
 
-export const MAX_COMMITMENT_NUMBER = (1n << 48n) - 1n;
 
 /** locktime = 0x20 << 24 | lower 24 bits; sequence = 0x80 << 24 | upper 24 bits of the obscured number. */
 export function encodeCommitmentNumber(commitmentNumber: bigint, factor: bigint): { locktime: number; sequence: number } {
