@@ -26,6 +26,7 @@ import {
   signFundingSpend,
   signInput,
   signPenaltyTransaction,
+  toLocalRevocationWitness,
   SoftwareSigner,
   verifyFundingSpendSignature,
   type BroadcastResult,
@@ -310,8 +311,16 @@ export async function rsmcBreach(r: Recorder, alice: Party, bob: Party): Promise
     remoteRevocationBasepoint: bob.revocation,
     remotePaymentBasepoint: bob.payment,
   }).revocationPubkey;
+  // signPenaltyTransaction refuses a secret that does not match; sign by hand to show the chain refusing it too.
   const wrongPenalty = buildPenaltyTransaction([{ kind: 'to_local', ...delayed }], revocationPubkey, bob.walletScript, 2500n);
-  await signPenaltyTransaction(bob.signer, key('revocation'), alice.perCommitmentSecret(1n), wrongPenalty);
+  const wrongSig = await signInput(bob.signer, wrongPenalty.tx, {
+    key: key('revocation'),
+    tweak: { kind: 'revocation', perCommitmentSecret: alice.perCommitmentSecret(1n) },
+    inputIndex: 0,
+    scriptCode: delayed.witnessScript,
+    valueSat: delayed.valueSat,
+  });
+  wrongPenalty.tx.setWitness(0, toLocalRevocationWitness(wrongSig, delayed.witnessScript));
   await r.broadcast(s, 'penalty signed with the wrong revocation key (state 1 secret)', wrongPenalty.tx, 'mandatory-script-verify-flag-failed');
   const penalty = buildPenaltyTransaction([{ kind: 'to_local', ...delayed }], revocationPubkey, bob.walletScript, 2500n);
   await signPenaltyTransaction(bob.signer, key('revocation'), revealed, penalty);
@@ -380,7 +389,8 @@ export async function rsmcCooperativeClose(r: Recorder, alice: Party, bob: Party
     remoteFundingPubkey: bob.funding,
     localScript: alice.walletScript,
     remoteScript: bob.walletScript,
-    toLocalMsat: 70_000_500n * 1000n / 1000n,
+    // 70 000.5 sat: the half satoshi cannot go on chain and becomes fee.
+    toLocalMsat: 70_000_500n,
     toRemoteMsat: ch.funding.fundingValueSat * 1000n - 70_000_500n,
     feeSat: 800n,
     localIsOpener: true,

@@ -25,6 +25,7 @@ export type TxErrorCode =
   | 'BAD_SIGNATURE'
   | 'BAD_PARAMETER'
   | 'DUPLICATE_INPUT'
+  | 'KEY_MISMATCH'
   | 'MISSING_SIGNATURE';
 
 /** A transaction cannot be built or completed as asked. */

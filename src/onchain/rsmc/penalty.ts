@@ -8,6 +8,8 @@ import type { OutPoint } from '../../chain/port.js';
 import type { KeyLocator, Signer } from '../../signer/port.js';
 import { TxBuildError } from '../../errors.js';
 import { DUMMY_SIGNATURE, signInput } from '../tx.js';
+import { equalBytes } from '../../bytes.js';
+import { deriveRevocationPublicKey, perCommitmentPoint } from './keys.js';
 import { buildSweepTransaction, type SweepTransaction } from './sweep.js';
 import { htlcRevocationWitness, toLocalRevocationWitness } from './witnesses.js';
 
@@ -63,6 +65,16 @@ export async function signPenaltyTransaction(
   revealedPerCommitmentSecret: Uint8Array,
   penalty: PenaltyTransaction,
 ): Promise<void> {
+  // A wrong secret would yield a penalty that only fails at broadcast, possibly after the delay ran out.
+  const revocationBasepoint = await signer.getPublicKey(revocationBasepointKey);
+  const expected = deriveRevocationPublicKey(revocationBasepoint, perCommitmentPoint(revealedPerCommitmentSecret));
+  if (!equalBytes(expected, penalty.revocationPubkey)) {
+    throw new TxBuildError(
+      'KEY_MISMATCH',
+      'revealedPerCommitmentSecret',
+      'with this revocation basepoint it does not produce the revocation key of the outputs',
+    );
+  }
   for (const [i, o] of penalty.outputs.entries()) {
     const sig = await signInput(signer, penalty.tx, {
       key: revocationBasepointKey,

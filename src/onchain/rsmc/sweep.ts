@@ -12,6 +12,9 @@ import type { KeyLocator, Signer } from '../../signer/port.js';
 import { dustThresholdSat } from '../script.js';
 import { assertOutPoint, DUMMY_SIGNATURE, signInput, txidToHash, weightWithWitnesses } from '../tx.js';
 import { assertToSelfDelay } from './scripts.js';
+import { derivePublicKey } from './keys.js';
+import { equalBytes } from '../../bytes.js';
+import { script as bscript } from 'bitcoinjs-lib';
 import { toLocalDelayedWitness } from './witnesses.js';
 
 export interface SweepInput {
@@ -96,6 +99,12 @@ export async function signDelayedSweep(
   sweep: SweepTransaction,
   output: DelayedOutput,
 ): Promise<void> {
+  // to_local layout (BOLT 3): OP_IF <rev> OP_ELSE <delay> OP_CSV OP_DROP <local_delayedpubkey> OP_ENDIF OP_CHECKSIG.
+  const scriptDelayedKey = bscript.decompile(output.witnessScript)?.[6];
+  const expected = derivePublicKey(await signer.getPublicKey(delayedBasepointKey), perCommitmentPoint);
+  if (!(scriptDelayedKey instanceof Uint8Array) || !equalBytes(scriptDelayedKey, expected)) {
+    throw new TxBuildError('KEY_MISMATCH', 'perCommitmentPoint', 'the derived delayed key is not the one in the witness script');
+  }
   const sig = await signInput(signer, sweep.tx, {
     key: delayedBasepointKey,
     tweak: { kind: 'perCommitment', perCommitmentPoint },
