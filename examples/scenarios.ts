@@ -35,6 +35,7 @@ import {
   type Htlc,
   type KeyFamily,
   type KeyLocator,
+  type OneWayChannelTerms,
   type OutPoint,
 } from '../src/index.js';
 import { Simnet } from '../src/chain/simnet/index.js';
@@ -127,21 +128,24 @@ async function fundSingle(chain: Simnet, payer: Party, other: Party, amountSat: 
   });
 }
 
-/** One-way channel: refund early (non-final), settle with the latest payment, old payment and refund as double spends. */
-export async function oneWaySettle(r: Recorder, payer: Party, payee: Party): Promise<void> {
-  const s = 'one-way: pay and settle';
-  const funding = await fundSingle(r.chain, payer, payee, 100_000n);
-  const tip = await r.chain.tipHeight();
-  const terms = {
+function oneWayTerms(funding: FundingTransaction, payer: Party, payee: Party, expiryHeight: number): OneWayChannelTerms {
+  return {
     fundingOutpoint: funding.fundingOutpoint,
     fundingValueSat: funding.fundingValueSat,
     payerFundingPubkey: payer.funding,
     payeeFundingPubkey: payee.funding,
     payerScript: payer.walletScript,
     payeeScript: payee.walletScript,
-    expiryHeight: tip + 20,
+    expiryHeight,
     feerateSatPerVb: 2n,
   };
+}
+
+/** One-way channel: refund early (non-final), settle with the latest payment, old payment and refund as double spends. */
+export async function oneWaySettle(r: Recorder, payer: Party, payee: Party): Promise<void> {
+  const s = 'one-way: pay and settle';
+  const funding = await fundSingle(r.chain, payer, payee, 100_000n);
+  const terms = oneWayTerms(funding, payer, payee, (await r.chain.tipHeight()) + 20);
   const context = { fundingScript: funding.fundingScript, fundingValueSat: funding.fundingValueSat };
   // Classic order: the payee signs the refund first; the payer checks it, then signs and broadcasts the funding.
   const refund = buildRefundTransaction(terms);
@@ -180,16 +184,7 @@ export async function oneWayRefund(r: Recorder, payer: Party, payee: Party): Pro
   const s = 'one-way: payee vanishes, refund';
   const funding = await fundSingle(r.chain, payer, payee, 60_000n);
   const expiryHeight = (await r.chain.tipHeight()) + 10;
-  const terms = {
-    fundingOutpoint: funding.fundingOutpoint,
-    fundingValueSat: funding.fundingValueSat,
-    payerFundingPubkey: payer.funding,
-    payeeFundingPubkey: payee.funding,
-    payerScript: payer.walletScript,
-    payeeScript: payee.walletScript,
-    expiryHeight,
-    feerateSatPerVb: 2n,
-  };
+  const terms = oneWayTerms(funding, payer, payee, expiryHeight);
   const context = { fundingScript: funding.fundingScript, fundingValueSat: funding.fundingValueSat };
   const refund = buildRefundTransaction(terms);
   const payeeSig = await signFundingSpend(payee.signer, key('funding'), refund.tx, context);

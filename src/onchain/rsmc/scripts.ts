@@ -53,13 +53,11 @@ function checkHtlcKeys(keys: HtlcScriptKeys): void {
 }
 
 /**
- * Offered HTLC (local offered; remote claims with the preimage, local reclaims through HTLC-timeout,
- * anyone with the revocation key takes it on a revoked commitment).
+ * The part both HTLC scripts share: the revocation key takes the output outright; otherwise the remote's
+ * key is pushed and the witness item's size (32 = a preimage) picks the branch that follows.
  */
-export function offeredHtlcScript(keys: HtlcScriptKeys, paymentHash: Uint8Array): Uint8Array {
-  checkHtlcKeys(keys);
-  assertHash32(paymentHash, 'paymentHash');
-  return compileScript([
+function htlcScriptHead(keys: HtlcScriptKeys): Array<number | Uint8Array> {
+  return [
     opcodes.OP_DUP,
     opcodes.OP_HASH160,
     hash160(keys.revocationPubkey),
@@ -72,6 +70,18 @@ export function offeredHtlcScript(keys: HtlcScriptKeys, paymentHash: Uint8Array)
     opcodes.OP_SIZE,
     scriptNumber(32),
     opcodes.OP_EQUAL,
+  ];
+}
+
+/**
+ * Offered HTLC (local offered; remote claims with the preimage, local reclaims through HTLC-timeout,
+ * anyone with the revocation key takes it on a revoked commitment).
+ */
+export function offeredHtlcScript(keys: HtlcScriptKeys, paymentHash: Uint8Array): Uint8Array {
+  checkHtlcKeys(keys);
+  assertHash32(paymentHash, 'paymentHash');
+  return compileScript([
+    ...htlcScriptHead(keys),
     opcodes.OP_NOTIF,
     opcodes.OP_DROP,
     opcodes.OP_2,
@@ -98,18 +108,7 @@ export function receivedHtlcScript(keys: HtlcScriptKeys, paymentHash: Uint8Array
   assertHash32(paymentHash, 'paymentHash');
   assertCltvExpiry(cltvExpiry);
   return compileScript([
-    opcodes.OP_DUP,
-    opcodes.OP_HASH160,
-    hash160(keys.revocationPubkey),
-    opcodes.OP_EQUAL,
-    opcodes.OP_IF,
-    opcodes.OP_CHECKSIG,
-    opcodes.OP_ELSE,
-    keys.remoteHtlcPubkey,
-    opcodes.OP_SWAP,
-    opcodes.OP_SIZE,
-    scriptNumber(32),
-    opcodes.OP_EQUAL,
+    ...htlcScriptHead(keys),
     opcodes.OP_IF,
     opcodes.OP_HASH160,
     ripemd160(paymentHash),
