@@ -20,7 +20,8 @@
  * Simplifications (deliberate): blocks have no coinbase/subsidy; faucet coins are coinbase-shaped but
  * exempt from coinbase maturity; sigop cost does not enter vsize; no mempool size limit or eviction;
  * a tx with the same txid as a mempool tx is 'txn-already-in-mempool' even if its witness differs.
- * Reorgs are not implemented, but every block keeps its txids and the coins it spent (undo data).
+ * Reorgs are left to the chain-backends issue; every block already keeps its txids and the coins it
+ * spent (undo data) so invalidating a block can be added.
  */
 import { Transaction } from 'bitcoinjs-lib';
 import type {
