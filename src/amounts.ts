@@ -69,9 +69,3 @@ export function feeForWeight(feeratePerKw: bigint, weight: bigint | number): big
   if (w < 0n) throw new RangeError('"weight" must not be negative');
   return (feeratePerKw * w) / 1000n;
 }
-
-/** Fee for `vbytes` at `feerateSatPerVb`, rounded up so the rate is at least met. */
-export function feeForVsize(feerateSatPerVb: bigint, vbytes: number): bigint {
-  if (feerateSatPerVb < 0n) throw new RangeError('"feerateSatPerVb" must not be negative');
-  return feerateSatPerVb * BigInt(vbytes);
-}

@@ -16,7 +16,6 @@ import {
   dustThresholdSat,
   SIGHASH_ALL,
   opcodes,
-  p2wpkhOutput,
   p2wpkhScriptCode,
   p2wshOutput,
 } from './script.js';
@@ -67,9 +66,9 @@ export function fundingWitness(
     : [new Uint8Array(0), signatureB, signatureA, script];
 }
 
-/** A witness of worst-case size for weight estimates of funding spends. */
-export function fundingWitnessPlaceholder(pubkeyA: Uint8Array, pubkeyB: Uint8Array): Uint8Array[] {
-  return fundingWitness(pubkeyA, DUMMY_SIGNATURE, pubkeyB, DUMMY_SIGNATURE);
+/** A witness of worst-case size for weight estimates of spends of `script` (signature order does not matter). */
+export function fundingWitnessPlaceholder(script: Uint8Array): Uint8Array[] {
+  return [new Uint8Array(0), DUMMY_SIGNATURE, DUMMY_SIGNATURE, script];
 }
 
 /** A P2WPKH coin a party funds from. */
@@ -229,11 +228,6 @@ export async function signFundingInputs(funding: FundingTransaction, owner: numb
     });
     funding.tx.setWitness(i, [signature, pubkey]);
   }
-}
-
-/** The P2WPKH output script of a coin key (for faucet / wallet use). */
-export function coinOutputScript(pubkey: Uint8Array): Uint8Array {
-  return p2wpkhOutput(pubkey);
 }
 
 /** Everything needed to sign or check a spend of the funding output (always input 0 of the spend). */

@@ -50,14 +50,15 @@ export interface PaymentTransaction {
   payeeOutputIndex: number;
 }
 
-function checkTerms(terms: OneWayChannelTerms): Uint8Array {
+/** Validate the terms; returns the worst-case funding witness used for every fee estimate of this call. */
+function checkTerms(terms: OneWayChannelTerms): Uint8Array[] {
   assertOutPoint(terms.fundingOutpoint, 'fundingOutpoint');
   sat(terms.fundingValueSat, 'fundingValueSat');
   sat(terms.feerateSatPerVb, 'feerateSatPerVb');
   if (!Number.isInteger(terms.expiryHeight) || terms.expiryHeight <= 0 || terms.expiryHeight >= LOCKTIME_THRESHOLD) {
     throw new TxBuildError('BAD_PARAMETER', 'expiryHeight', 'expected a block height in 1..499999999');
   }
-  return fundingScript(terms.payerFundingPubkey, terms.payeeFundingPubkey);
+  return fundingWitnessPlaceholder(fundingScript(terms.payerFundingPubkey, terms.payeeFundingPubkey));
 }
 
 function fundingSpendSkeleton(terms: OneWayChannelTerms, sequence: number, locktime: number): Transaction {
@@ -68,8 +69,7 @@ function fundingSpendSkeleton(terms: OneWayChannelTerms, sequence: number, lockt
   return tx;
 }
 
-function feeFor(tx: Transaction, terms: OneWayChannelTerms): bigint {
-  const witness = fundingWitnessPlaceholder(terms.payerFundingPubkey, terms.payeeFundingPubkey);
+function feeFor(tx: Transaction, witness: Uint8Array[], terms: OneWayChannelTerms): bigint {
   return feeForWeightAtSatPerVb(weightWithWitnesses(tx, [witness]), terms.feerateSatPerVb);
 }
 
@@ -78,10 +78,10 @@ function feeFor(tx: Transaction, terms: OneWayChannelTerms): bigint {
  * The payee signs it first; only then may the payer sign and broadcast the funding transaction.
  */
 export function buildRefundTransaction(terms: OneWayChannelTerms): RefundTransaction {
-  checkTerms(terms);
+  const witness = checkTerms(terms);
   const tx = fundingSpendSkeleton(terms, REFUND_SEQUENCE, terms.expiryHeight);
   tx.addOutput(terms.payerScript, 0n);
-  const feeSat = feeFor(tx, terms);
+  const feeSat = feeFor(tx, witness, terms);
   const refundValueSat = terms.fundingValueSat - feeSat;
   if (refundValueSat < dustThresholdSat(terms.payerScript)) {
     throw new TxBuildError('FEE_EXCEEDS_VALUE', 'fundingValueSat', 'refund would be dust after fee');
@@ -92,10 +92,10 @@ export function buildRefundTransaction(terms: OneWayChannelTerms): RefundTransac
 
 /** Largest cumulative payment (msat) the channel can carry: capacity minus the fee of a payee-only payment. */
 export function maxPaymentMsat(terms: OneWayChannelTerms): bigint {
-  checkTerms(terms);
+  const witness = checkTerms(terms);
   const tx = fundingSpendSkeleton(terms, 0xffffffff, 0);
   tx.addOutput(terms.payeeScript, 0n);
-  const fee = feeFor(tx, terms);
+  const fee = feeFor(tx, witness, terms);
   const max = terms.fundingValueSat - fee;
   return max > 0n ? max * 1000n : 0n;
 }
@@ -106,18 +106,18 @@ export function maxPaymentMsat(terms: OneWayChannelTerms): bigint {
  * dust threshold is not created and its value goes to the fee.
  */
 export function buildPaymentTransaction(terms: OneWayChannelTerms, amountMsat: bigint): PaymentTransaction {
-  checkTerms(terms);
+  const witness = checkTerms(terms);
   const { valueSat: payeeSat } = msatToSat(amountMsat, 'amountMsat');
   const payeeOut = payeeSat >= dustThresholdSat(terms.payeeScript);
 
   const probe = fundingSpendSkeleton(terms, 0xffffffff, 0);
   if (payeeOut) probe.addOutput(terms.payeeScript, payeeSat);
   probe.addOutput(terms.payerScript, 0n);
-  const feeWithChange = feeFor(probe, terms);
+  const feeWithChange = feeFor(probe, witness, terms);
   if (payeeSat + feeWithChange > terms.fundingValueSat) {
     const onlyPayee = fundingSpendSkeleton(terms, 0xffffffff, 0);
     onlyPayee.addOutput(terms.payeeScript, payeeSat);
-    if (!payeeOut || payeeSat + feeFor(onlyPayee, terms) > terms.fundingValueSat) {
+    if (!payeeOut || payeeSat + feeFor(onlyPayee, witness, terms) > terms.fundingValueSat) {
       throw new TxBuildError('FEE_EXCEEDS_VALUE', 'amountMsat', 'payment plus fee exceeds the channel capacity');
     }
   }

@@ -46,12 +46,12 @@ export function p2wpkhScriptCode(pubkey: Uint8Array): Uint8Array {
   ]);
 }
 
-export function isP2wsh(outputScript: Uint8Array): boolean {
-  return outputScript.length === 34 && outputScript[0] === 0x00 && outputScript[1] === 0x20;
-}
-
-export function isP2wpkh(outputScript: Uint8Array): boolean {
-  return outputScript.length === 22 && outputScript[0] === 0x00 && outputScript[1] === 0x14;
+/** BIP 141 witness program: a version opcode (OP_0, OP_1..OP_16) then one 2–40 byte push. Returns the version or -1. */
+export function witnessVersion(outputScript: Uint8Array): number {
+  if (outputScript.length < 4 || outputScript.length > 42 || outputScript[1] !== outputScript.length - 2) return -1;
+  const op = outputScript[0]!;
+  if (op === opcodes.OP_0) return 0;
+  return op >= opcodes.OP_1 && op <= opcodes.OP_16 ? op - opcodes.OP_1 + 1 : -1;
 }
 
 /**
@@ -61,11 +61,7 @@ export function isP2wpkh(outputScript: Uint8Array): boolean {
 export function dustThresholdSat(outputScript: Uint8Array): bigint {
   if (outputScript.length > 0 && outputScript[0] === opcodes.OP_RETURN) return 0n;
   const outputSize = 8 + varIntSize(outputScript.length) + outputScript.length;
-  const isWitness =
-    outputScript.length >= 4 &&
-    outputScript.length <= 42 &&
-    (outputScript[0] === 0x00 || (outputScript[0]! >= 0x51 && outputScript[0]! <= 0x60)) &&
-    outputScript[1] === outputScript.length - 2;
+  const isWitness = witnessVersion(outputScript) >= 0;
   // A witness input is 32+4+1+4 bytes plus its witness discounted by 4 (107/4 rounded down = 26).
   const spendSize = isWitness ? 32 + 4 + 1 + 26 + 4 : 32 + 4 + 1 + 107 + 4;
   return BigInt((outputSize + spendSize) * 3);

@@ -23,12 +23,6 @@ export function hashToTxid(hash: Uint8Array): string {
   return bytesToHex(reverseBytes(hash));
 }
 
-export function outpointOfInput(tx: Transaction, inputIndex: number): OutPoint {
-  const input = tx.ins[inputIndex];
-  if (!input) throw new RangeError('"inputIndex" out of range');
-  return { txid: hashToTxid(input.hash), vout: input.index };
-}
-
 export function assertOutPoint(outpoint: OutPoint, field: string): void {
   if (!outpoint || typeof outpoint.txid !== 'string' || !/^[0-9a-f]{64}$/.test(outpoint.txid)) {
     throw new TxBuildError('BAD_PARAMETER', `${field}.txid`, 'expected 64 lowercase hex characters');

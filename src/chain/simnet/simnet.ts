@@ -30,7 +30,8 @@ import type {
 import { bytesToHex, concatBytes, hexToBytes, reverseBytes } from '../../bytes.js';
 import { sha256 } from '../../crypto/hash.js';
 import { MAX_MONEY_SAT, sat } from '../../amounts.js';
-import { compileScript, dustThresholdSat, p2wpkhOutput, scriptNumber } from '../../onchain/script.js';
+import { compileScript, dustThresholdSat, p2wpkhOutput, scriptNumber, witnessVersion } from '../../onchain/script.js';
+import { hashToTxid } from '../../onchain/tx.js';
 import { verifyInput, type InputVerdict } from './interpreter.js';
 
 /** Default block-time origin (2023-11-14T22:13:20Z); any fixed value keeps runs deterministic. */
@@ -423,7 +424,7 @@ export class Simnet implements ChainSource {
     new DataView(header.buffer).setUint32(0, height, true);
     new DataView(header.buffer).setUint32(4, time, true);
     const preimage = concatBytes(header, reverseBytes(hexToBytes(prevHash)), ...entries.map((e) => e.tx.getHash()));
-    const hash = bytesToHex(reverseBytes(sha256(sha256(preimage))));
+    const hash = hashToTxid(sha256(sha256(preimage)));
     const block: BlockRecord = { height, hash, prevHash, time, txids: entries.map((e) => e.txid), spentCoins: [] };
     this.#blocks.push(block);
 
@@ -506,8 +507,8 @@ function isStandardOutput(s: Uint8Array): boolean {
   if (s.length === 25 && s[0] === 0x76 && s[1] === 0xa9 && s[2] === 0x14 && s[23] === 0x88 && last === 0xac) return true;
   if (s.length === 23 && s[0] === 0xa9 && s[1] === 0x14 && last === 0x87) return true;
   if (((s.length === 35 && s[0] === 33) || (s.length === 67 && s[0] === 65)) && last === 0xac) return true;
-  if (s.length < 4 || s.length > 42 || s[1] !== s.length - 2) return false;
-  return s[0] === 0x00 ? s.length === 22 || s.length === 34 : s[0]! >= 0x51 && s[0]! <= 0x60;
+  const version = witnessVersion(s);
+  return version === 0 ? s.length === 22 || s.length === 34 : version > 0;
 }
 
 /** OP_RETURN or over the script size limit: Core's CScript::IsUnspendable. */
@@ -516,7 +517,7 @@ function isUnspendable(script: Uint8Array): boolean {
 }
 
 function prevoutOf(input: { hash: Uint8Array; index: number }): OutPoint {
-  return { txid: bytesToHex(reverseBytes(input.hash)), vout: input.index };
+  return { txid: hashToTxid(input.hash), vout: input.index };
 }
 
 function normaliseTxid(txid: string): string {

@@ -78,5 +78,5 @@ export function closingWeight(p: Pick<ClosingParams, 'fundingOutpoint' | 'localF
   tx.addInput(txidToHash(p.fundingOutpoint.txid), p.fundingOutpoint.vout, 0xffffffff);
   tx.addOutput(p.localScript, 0n);
   tx.addOutput(p.remoteScript, 0n);
-  return weightWithWitnesses(tx, [fundingWitnessPlaceholder(p.localFundingPubkey, p.remoteFundingPubkey)]);
+  return weightWithWitnesses(tx, [fundingWitnessPlaceholder(fundingScript(p.localFundingPubkey, p.remoteFundingPubkey))]);
 }

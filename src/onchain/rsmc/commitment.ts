@@ -189,6 +189,9 @@ function checkParams(p: CommitmentParams): void {
     if (h.direction !== 'offered' && h.direction !== 'received') {
       throw new TxBuildError('BAD_PARAMETER', `htlcs[${i}].direction`, "expected 'offered' or 'received'");
     }
+    if (typeof h.id !== 'bigint' || h.id < 0n || h.id >= 1n << 64n) {
+      throw new TxBuildError('BAD_PARAMETER', `htlcs[${i}].id`, 'expected a uint64 bigint');
+    }
     const key = (h.direction === 'offered' ? 1n : -1n) * (h.id + 1n);
     if (ids.has(key)) throw new TxBuildError('BAD_PARAMETER', `htlcs[${i}].id`, 'duplicate HTLC id');
     ids.add(key);
@@ -208,8 +211,9 @@ function checkParams(p: CommitmentParams): void {
 export function buildCommitmentTransaction(p: CommitmentParams): CommitmentTransaction {
   checkParams(p);
   const { keys } = p;
-  const untrimmed = p.htlcs.filter((h) => !isTrimmed(h, p.dustLimitSat, p.feeratePerKw));
-  const trimmedHtlcs = p.htlcs.filter((h) => isTrimmed(h, p.dustLimitSat, p.feeratePerKw));
+  const untrimmed: Htlc[] = [];
+  const trimmedHtlcs: Htlc[] = [];
+  for (const h of p.htlcs) (isTrimmed(h, p.dustLimitSat, p.feeratePerKw) ? trimmedHtlcs : untrimmed).push(h);
   const baseFeeSat = commitmentBaseFeeSat(p.feeratePerKw, untrimmed.length);
 
   let toLocalSat = msatToSatFloor(p.toLocalMsat, 'toLocalMsat');
