@@ -59,6 +59,7 @@ export type DropReason =
   | 'out-of-order'
   | 'forged-data'
   | 'forged-ack'
+  | 'duplicate-ack'
   | 'ack-beyond-sent'
   | 'unknown-handshake'
   | 'duplicate-handshake'
@@ -327,6 +328,7 @@ export class SessionManager {
         const outcome = session.onAck(frame.nextSequence, frame.gap, frame.mac);
         if (outcome === 'forged') this.#drop('forged-ack');
         else if (outcome === 'beyond-sent') this.#drop('ack-beyond-sent');
+        else if (outcome === 'repeated') this.#drop('duplicate-ack');
         return;
       }
     }
