@@ -1,7 +1,8 @@
 /**
  * Trickle core: amounts, keys, scripts and transactions for one-way (Spillman) and revocable (BOLT 3)
- * payment channels. No I/O and no native addons here: the simnet, MQTT, storage and HID adapters sit
- * behind their own subpath exports (e.g. `trickle/simnet`).
+ * payment channels; the wire catalogue; BOLT 8 secure sessions and the messenger over the Transport
+ * port. No native addons and no MQTT client here: the simnet, MQTT, storage and HID adapters sit
+ * behind their own subpath exports (`trickle/simnet`, `trickle/mqtt`).
  */
 export * from './errors.js';
 export * from './amounts.js';
@@ -25,3 +26,35 @@ export * from './onchain/rsmc/witnesses.js';
 export * from './onchain/rsmc/sweep.js';
 export * from './onchain/rsmc/penalty.js';
 export * from './onchain/rsmc/closing.js';
+export * from './clock.js';
+export * from './transport/port.js';
+export { InMemoryBroker, InMemoryTransport, type Delivery, type Interceptor } from './transport/memory.js';
+export * from './wire/index.js';
+export {
+  NoiseCipher,
+  NoiseError,
+  NoiseInitiator,
+  NoiseResponder,
+  softwareStaticKey,
+  type NoiseErrorCode,
+  type NoiseHandshakeResult,
+  type NoiseStaticKey,
+} from './session/noise.js';
+export { randomIdentity, softwareIdentity, type NodeIdentity } from './session/identity.js';
+export { MAX_FRAME_BYTES as MAX_SESSION_FRAME_BYTES, parseFrame, type Frame, type FrameRejection } from './session/frames.js';
+export { DEFAULT_RELIABILITY, SessionError, type ReliabilityOptions, type SessionSnapshot } from './session/session.js';
+export {
+  SessionManager,
+  type DropReason,
+  type ManagerSnapshot,
+  type SessionEvent,
+  type SessionManagerOptions,
+  type SessionStats,
+} from './session/manager.js';
+export {
+  Messenger,
+  type DirectoryEntry,
+  type MessengerOptions,
+  type MessengerStats,
+  type PeerStatus,
+} from './node/messenger.js';

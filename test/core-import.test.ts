@@ -1,4 +1,7 @@
-/** Importing the core must not load a native addon (node-hid, lmdb) nor the validation-only bitcore-lib. */
+/**
+ * Importing the core must not load a native addon (node-hid, lmdb, cbor-extract), the MQTT client or
+ * broker, nor the validation-only bitcore-lib (house style, practice 11).
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -6,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-test('the core entry loads no native addon and no bitcore-lib', () => {
+test('the core entry loads no native addon, no MQTT client and no bitcore-lib', () => {
   const probe = `
     import { createRequire } from 'node:module';
     const require = createRequire(import.meta.url);
@@ -17,8 +20,10 @@ test('the core entry loads no native addon and no bitcore-lib', () => {
     const originalLoad = Module._load;
     Module._load = function (request, ...rest) { loaded.push(request); return originalLoad.call(this, request, ...rest); };
     const core = await import('./src/index.ts');
-    if (typeof core.buildCommitmentTransaction !== 'function') throw new Error('core exports missing');
-    const bad = loaded.filter((r) => r.startsWith('dlopen:') || /bitcore|node-hid|lmdb|mqtt/.test(r));
+    for (const name of ['buildCommitmentTransaction', 'decodeMessage', 'SessionManager', 'Messenger', 'NoiseInitiator']) {
+      if (typeof core[name] !== 'function') throw new Error('core export missing: ' + name);
+    }
+    const bad = loaded.filter((r) => r.startsWith('dlopen:') || /bitcore|node-hid|lmdb|mqtt|aedes|cbor-extract/.test(r));
     console.log(JSON.stringify(bad));
   `;
   const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], {

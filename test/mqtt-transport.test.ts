@@ -21,7 +21,7 @@ import {
 } from '../src/transport/mqtt/index.js';
 import { inboxTopic, statusTopic, type LinkState, type NodeId } from '../src/transport/port.js';
 import { brokerFactories, mosquittoSkipReason, startTcpProxy, type TestBroker } from './helpers/brokers.js';
-import { startMosquitto, type MosquittoBroker } from './helpers/mosquitto.js';
+import { NODE_ACL, startMosquitto, type MosquittoBroker } from './helpers/mosquitto.js';
 
 const WAIT_MS = 15_000;
 const TEST_TIMEOUT_MS = 30_000;
@@ -139,7 +139,7 @@ describe('MqttTransport misuse', () => {
     await assert.rejects(t.start(), /stopped/);
   });
 
-  test('reconnect delays grow by the factor up to the ceiling; jitter only shortens them', () => {
+  test('[T-5] reconnect delays grow by the factor up to the ceiling; jitter only shortens them', () => {
     const policy = { initialDelayMs: 250, maxDelayMs: 30_000, factor: 2, jitter: 0 };
     assert.deepEqual(
       [0, 1, 2, 3, 7, 8, 20].map((n) => reconnectDelayMs(n, policy)),
@@ -183,7 +183,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
       describe(label, { skip: unsupported }, () => {
         const fleetFor = (): Fleet => new Fleet(broker.url, version, `${factory.name}-${version}-${runCounter++}`);
 
-        test('two transports exchange 500 frames in order, contents intact', { timeout: TEST_TIMEOUT_MS }, async () => {
+        test('[T-1][T-2] two transports exchange 500 frames in order, contents intact', { timeout: TEST_TIMEOUT_MS }, async () => {
           const fleet = fleetFor();
           try {
             const a = await fleet.started('a');
@@ -206,7 +206,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
           }
         });
 
-        test('online status is retained; the Last Will marks a client that dies without DISCONNECT', { timeout: TEST_TIMEOUT_MS }, async () => {
+        test('[T-3] online status is retained; the Last Will marks a client that dies without DISCONNECT', { timeout: TEST_TIMEOUT_MS }, async () => {
           const fleet = fleetFor();
           const proxy = await startTcpProxy(broker.port);
           const viaProxy = new Fleet(proxy.url, version, `${factory.name}-${version}-${runCounter++}`);
@@ -234,7 +234,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
           }
         });
 
-        test('retained announcements reach a late subscriber; an empty retained publish withdraws them', { timeout: TEST_TIMEOUT_MS }, async () => {
+        test('[T-4] retained announcements reach a late subscriber; an empty retained publish withdraws them', { timeout: TEST_TIMEOUT_MS }, async () => {
           const fleet = fleetFor();
           try {
             const a = await fleet.started('announcer');
@@ -270,7 +270,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
           }
         });
 
-        test('a frame sent while the broker is down: send resolves, delivery after reconnect depends on the broker keeping sessions', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+        test('[T-2][T-5] a frame sent while the broker is down: send resolves, delivery after reconnect depends on the broker keeping sessions', { timeout: TEST_TIMEOUT_MS }, async (t) => {
           const fleet = fleetFor();
           try {
             const a = await fleet.started('sender');
@@ -313,7 +313,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
           }
         });
 
-        test('reconnect back-off grows attempt by attempt and resets on connect', { timeout: TEST_TIMEOUT_MS }, async () => {
+        test('[T-5] reconnect back-off grows attempt by attempt and resets on connect', { timeout: TEST_TIMEOUT_MS }, async () => {
           const proxy = await startTcpProxy(broker.port);
           const fleet = new Fleet(proxy.url, version, `${factory.name}-${version}-${runCounter++}`);
           const policy = { initialDelayMs: 10, maxDelayMs: 80, factor: 2, jitter: 0 };
@@ -343,7 +343,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
           }
         });
 
-        test('oversized inbox and presence payloads are dropped and counted', { timeout: TEST_TIMEOUT_MS }, async () => {
+        test('[T-5] oversized inbox and presence payloads are dropped and counted', { timeout: TEST_TIMEOUT_MS }, async () => {
           const fleet = fleetFor();
           try {
             const b = await fleet.started('bounded');
@@ -396,18 +396,6 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
 
 // ---- mosquitto with passwords and an ACL ----------------------------------------------
 
-/**
- * Username = node id, so one set of `pattern` lines covers every node: read only your own
- * inbox, write any inbox, read/write your own status and announcement, read everyone's.
- */
-const ACL = `
-pattern read trickle/v1/node/%u/in
-pattern write trickle/v1/node/+/in
-pattern readwrite trickle/v1/node/%u/status
-pattern read trickle/v1/node/+/status
-pattern readwrite trickle/v1/announce/%u
-pattern read trickle/v1/announce/+
-`;
 
 describe('MqttTransport over mosquitto with passwords and an ACL', { skip: mosquittoSkipReason({ auth: true }) }, () => {
   const alice = nodeId('acl/alice');
@@ -416,7 +404,7 @@ describe('MqttTransport over mosquitto with passwords and an ACL', { skip: mosqu
   const secret = (n: NodeId): string => `pw-${n.slice(2, 14)}`;
   let broker: MosquittoBroker;
   before(async () => {
-    broker = await startMosquitto({ auth: { users: [alice, bob, carol].map((n) => ({ username: n, password: secret(n) })), acl: ACL } });
+    broker = await startMosquitto({ auth: { users: [alice, bob, carol].map((n) => ({ username: n, password: secret(n) })), acl: NODE_ACL } });
   });
   after(async () => {
     await broker?.stop();
@@ -426,7 +414,7 @@ describe('MqttTransport over mosquitto with passwords and an ACL', { skip: mosqu
     const label = version === 4 ? 'MQTT 3.1.1' : 'MQTT 5';
     const creds = (n: NodeId): Partial<MqttTransportOptions> => ({ localNodeId: n, username: n, password: secret(n) });
 
-    test(`${label}: nodes exchange frames; a third node cannot read someone else's inbox`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    test(`[T-6] ${label}: nodes exchange frames; a third node cannot read someone else's inbox`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
       const fleet = new Fleet(broker.url, version, `acl-${version}`);
       try {
         const a = await fleet.started('alice', creds(alice));
@@ -474,7 +462,7 @@ describe('MqttTransport over mosquitto with passwords and an ACL', { skip: mosqu
       }
     });
 
-    test(`${label}: a bad password is refused and start() rejects`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    test(`[T-6] ${label}: a bad password is refused and start() rejects`, { timeout: TEST_TIMEOUT_MS }, async () => {
       const fleet = new Fleet(broker.url, version, `acl-bad-${version}`);
       try {
         const t = fleet.create('mallory', { ...creds(carol), password: 'wrong' });

@@ -41,6 +41,20 @@ export interface MosquittoBroker {
 }
 
 const HOST = '127.0.0.1';
+
+/**
+ * The ACL a site would deploy. Username = node id, so one set of `pattern` lines covers every
+ * node: read only your own inbox, write any inbox, read/write your own status and
+ * announcement, read everyone's.
+ */
+export const NODE_ACL = `
+pattern read trickle/v1/node/%u/in
+pattern write trickle/v1/node/+/in
+pattern readwrite trickle/v1/node/%u/status
+pattern read trickle/v1/node/+/status
+pattern readwrite trickle/v1/announce/%u
+pattern read trickle/v1/announce/+
+`;
 const MAX_LOG_CHARS = 1_000_000;
 
 function findExecutable(name: string, extraDirs: string[]): string | undefined {
@@ -149,7 +163,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
 
   const lines = (port: number): string[] => {
     // stderr, not stdout: C stdio fully buffers a piped stdout, so lines would arrive late.
-    const conf = [`listener ${port} ${HOST}`, 'log_dest stderr', 'log_type all', 'log_timestamp false'];
+    const conf = [`listener ${port} ${HOST}`, 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', 'log_timestamp false'];
     // Run as root (CI), mosquitto would switch to the 'mosquitto' user, which cannot read our
     // 0700 temp dir; 'user root' keeps it as is. Harmless for an unprivileged user.
     if (process.getuid?.() === 0) conf.push('user root');
@@ -188,13 +202,18 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
 
   /** Start mosquitto on `port`; resolves once it accepts TCP, rejects if it exits first. */
   const launch = async (port: number): Promise<void> => {
-    const logStart = log.length;
+    // This run's own output: the shared log is trimmed when long, so offsets into it drift.
+    let runLog = '';
+    const appendRunLog = (chunk: Buffer | string): void => {
+      appendLog(chunk);
+      if (runLog.length < 100_000) runLog += chunk.toString();
+    };
     const confFile = join(dir, 'mosquitto.conf');
     writeFileSync(confFile, lines(port).join('\n') + '\n');
     const proc = spawn(binary, ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     track(proc);
-    proc.stdout?.on('data', appendLog);
-    proc.stderr?.on('data', appendLog);
+    proc.stdout?.on('data', appendRunLog);
+    proc.stderr?.on('data', appendRunLog);
     let exited = false;
     proc.once('exit', () => {
       exited = true;
@@ -204,7 +223,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     while (!exited && Date.now() < deadline) {
       // Both: "running" is logged only once every listener is bound (a TCP connect alone could
       // reach whoever else holds the port), and the connect shows the socket really accepts.
-      if (/ running\s*$/m.test(log.slice(logStart)) && (await canConnect(port)) && !exited) {
+      if (/ running\s*$/m.test(runLog) && (await canConnect(port)) && !exited) {
         // A broker that outlives its test must not hold the event loop open; the exit hook kills it.
         proc.unref();
         for (const pipe of [proc.stdout, proc.stderr]) (pipe as { unref?: () => void } | null)?.unref?.();
@@ -214,7 +233,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     }
     if (!exited) await kill(proc);
     child = undefined;
-    throw new Error(`mosquitto did not start on ${HOST}:${port}:\n${log.slice(logStart).slice(-2000)}`);
+    throw new Error(`mosquitto did not start on ${HOST}:${port}:\n${runLog.slice(-2000)}`);
   };
 
   const kill = async (proc: ChildProcess): Promise<void> => {

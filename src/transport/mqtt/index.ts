@@ -13,3 +13,4 @@ export {
   type ReconnectPolicy,
 } from './options.js';
 export { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './broker.js';
+export { startMqttMessenger, type MqttMessengerOptions } from './node.js';

@@ -41,6 +41,11 @@ export interface MqttTransportOptions {
   onlineStatus: Uint8Array;
   /** Our Last Will, and what stop() publishes (already signed by the node layer). */
   offlineStatus: Uint8Array;
+  /**
+   * Called before every reconnection attempt for freshly signed statuses, so the online status
+   * of a new connection is newer than the Last Will of the previous one.
+   */
+  refreshPresence?: () => { onlineStatus: Uint8Array; offlineStatus: Uint8Array };
   reconnect?: Partial<ReconnectPolicy>;
   /** How long one connection attempt may wait for CONNACK. Default 10 s. */
   connectTimeoutMs?: number;

@@ -95,8 +95,9 @@ export class MqttTransport implements Transport {
   private readonly url: string;
   private readonly clientOptions: IClientOptions;
   private readonly policy: ReconnectPolicy;
-  private readonly online: Uint8Array;
-  private readonly offline: Uint8Array;
+  private online: Uint8Array;
+  private offline: Uint8Array;
+  private readonly refreshPresence: MqttTransportOptions['refreshPresence'];
   private readonly inbox: string;
   private readonly maxQueuedFrames: number;
   private readonly stopTimeoutMs: number;
@@ -142,6 +143,7 @@ export class MqttTransport implements Transport {
     this.policy = settings.policy;
     this.online = settings.online;
     this.offline = settings.offline;
+    this.refreshPresence = options.refreshPresence;
     this.maxQueuedFrames = settings.maxQueuedFrames;
     this.stopTimeoutMs = settings.stopTimeoutMs;
     this.inbox = inboxTopic(this.localNodeId);
@@ -251,6 +253,13 @@ export class MqttTransport implements Transport {
       const delay = reconnectDelayMs(this.counters.reconnectAttempts, this.policy);
       client.options.reconnectPeriod = delay;
       this.counters.reconnectDelayMs = delay;
+      // mqtt.js builds the CONNECT (and its Will) from client.options after this event.
+      const fresh = this.refreshPresence?.();
+      if (fresh !== undefined && client.options.will !== undefined) {
+        this.online = fresh.onlineStatus.slice();
+        this.offline = fresh.offlineStatus.slice();
+        client.options.will.payload = Buffer.from(this.offline);
+      }
     };
     const onMessage = (topic: string, payload: Buffer, packet: IPublishPacket): void =>
       this.onMessage(topic, payload, packet.retain);
