@@ -26,7 +26,10 @@ export interface FrameTransport {
    * misuse or after stop(); delivery is never guaranteed — the session layer retransmits.
    */
   sendFrame(to: NodeId, frame: Uint8Array): Promise<void>;
-  /** Every frame that arrives on our own inbox, exactly as received. */
+  /**
+   * Every frame that arrives on our own inbox, exactly as received. Delivery is at least once
+   * and ordered per sender only while nothing is lost: expect duplicates, gaps and strangers.
+   */
   onFrame(handler: (frame: Uint8Array) => void): Unsubscribe;
   /** Called on every change of linkState (after a reconnect: 'up'). */
   onLinkState(handler: (state: LinkState) => void): Unsubscribe;
@@ -47,7 +50,10 @@ export interface PresenceBoard {
 }
 
 export interface Transport extends FrameTransport, PresenceBoard {
-  /** Connect (first connection), subscribe to our inbox and publish our online status. */
+  /**
+   * Connect (first connection), subscribe to our inbox and publish our online status. Keeps
+   * retrying while the broker is unreachable; rejects if the broker refuses us.
+   */
   start(): Promise<void>;
   /** Publish our offline status, disconnect cleanly and release every resource. */
   stop(): Promise<void>;
