@@ -235,3 +235,24 @@ test('connect to a node that never answers rejects with PEER_UNREACHABLE', async
   assert.deepEqual(a.manager.snapshot().initiating, []);
   close(a);
 });
+
+test('[S-11] sends to a peer that vanished for good fail with PEER_UNREACHABLE instead of hanging', async () => {
+  const broker = new InMemoryBroker();
+  const a = memoryNode(broker, { ...FAST_TIMINGS, connectTimeoutMs: 500 });
+  const b = memoryNode(broker);
+  await a.transport.start();
+  await b.transport.start();
+  await a.manager.send(b.id, numbered(0));
+  await until(() => a.manager.snapshot().sessions[0]?.unacked === 0, 'first message acknowledged');
+  b.manager.close();
+  await b.transport.stop();
+  // Fill the window and queue more: the window drains nowhere, the session goes stale.
+  const sends = Array.from({ length: 200 }, (_, i) => a.manager.send(b.id, numbered(i + 1)));
+  const results = await Promise.allSettled(sends);
+  const unreachable = results.filter(
+    (r) => r.status === 'rejected' && r.reason instanceof SessionError && r.reason.code === 'PEER_UNREACHABLE',
+  ).length;
+  assert.equal(unreachable, 200 - 128, 'the 72 payloads never encrypted are failed; the 128 in flight had been handed over');
+  await assert.rejects(a.manager.send(b.id, numbered(999)), (e: unknown) => e instanceof SessionError && e.code === 'PEER_UNREACHABLE');
+  close(a);
+});

@@ -158,6 +158,7 @@ export class SessionManager {
   readonly #messageHandlers = new Set<(peer: NodeId, payload: Uint8Array) => void>();
   readonly #sessionHandlers = new Set<(event: SessionEvent) => void>();
   readonly #unsubscribe: Unsubscribe[] = [];
+  readonly #staleTimers = new Set<() => void>();
   #closed = false;
 
   readonly #stats: SessionStats = {
@@ -269,6 +270,8 @@ export class SessionManager {
     if (this.#closed) return;
     this.#closed = true;
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    for (const cancel of this.#staleTimers) cancel();
+    this.#staleTimers.clear();
     for (const pending of this.#pendingResponders.values()) pending.cancelExpiry();
     this.#pendingResponders.clear();
     for (const state of this.#peers.values()) {
@@ -505,7 +508,16 @@ export class SessionManager {
         stale: () => {
           // [S-11] No progress: keep the old session for receiving, handshake anew for sending.
           const state = this.#peerState(peer);
-          if (state.session === session && state.initiation === undefined && !this.#closed) this.#initiate(peer, 0);
+          if (state.session !== session || this.#closed) return;
+          if (state.initiation === undefined) this.#initiate(peer, 0);
+          // Sends queued behind a dead session fail like a connect() would, rather than hang.
+          const cancel = this.#clock.setTimer(this.#connectTimeoutMs, () => {
+            this.#staleTimers.delete(cancel);
+            if (state.session === session && session!.stale) {
+              session!.rejectQueued(new SessionError('PEER_UNREACHABLE', 'no new session with the peer within the connect timeout'));
+            }
+          });
+          this.#staleTimers.add(cancel);
         },
       },
     });

@@ -294,6 +294,11 @@ export class EstablishedSession {
     if (this.#nextReceive > 0 || !this.initiator) this.#sendAck();
   }
 
+  /** Fail every payload still waiting to be encrypted (the peer stayed unreachable). */
+  rejectQueued(error: Error): void {
+    for (const item of this.#queue.splice(0)) item.reject(error);
+  }
+
   /** Stop timers; return payloads never encrypted so a replacement session can send them. */
   close(): QueuedPayload[] {
     this.#closed = true;
