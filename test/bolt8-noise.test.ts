@@ -19,23 +19,12 @@ import {
   NoiseInitiator,
   NoiseResponder,
   softwareStaticKey,
-  type NoiseErrorCode,
   type NoiseHandshakeResult,
   type NoiseStaticKey,
   type NoiseTraceEvent,
 } from '../src/session/noise.js';
+import { expectNoiseError } from './helpers/noise.js';
 
-function expectNoiseError(fn: () => unknown, code: NoiseErrorCode): NoiseError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof NoiseError, `expected NoiseError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 interface Session {
   initiator: NoiseHandshakeResult;

@@ -16,7 +16,6 @@ import { bytesToHex, hexToBytes } from '../src/bytes.js';
 import { publicKeyOf } from '../src/crypto/secp256k1.js';
 import {
   NoiseCipher,
-  NoiseError,
   NoiseInitiator,
   NoiseResponder,
   softwareStaticKey,
@@ -24,6 +23,7 @@ import {
   type NoiseHandshakeResult,
   type NoiseTraceEvent,
 } from '../src/session/noise.js';
+import { expectNoiseError } from './helpers/noise.js';
 
 // ---------------------------------------------------------------------------------------------
 // The JSON's shape
@@ -167,17 +167,6 @@ const TRACE_META_FIELDS = new Set([
 
 const hex = hexToBytes;
 
-function expectNoiseError(fn: () => unknown, code: NoiseErrorCode): NoiseError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof NoiseError, `expected NoiseError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 /** Finds the event (at or after `from`, within act `act`) carrying every hex field of `entry`. */
 function findEvent(events: NoiseTraceEvent[], from: number, act: number, entry: TraceEntry): number {

@@ -184,10 +184,8 @@ export class Messenger {
 
   /** Send a signed, private announcement to one peer inside the encrypted session. */
   async announceTo(peer: NodeId, services: ServiceOffer[]): Promise<void> {
-    const signed = this.signServices(services, { public: false });
-    const decoded = tryDecodeMessage(signed);
-    if (!decoded.ok) throw decoded.error; // our own encoder produced it: cannot happen
-    await this.send(peer, decoded.message);
+    // Already a complete wire message: send its bytes as they are.
+    await this.#sessions.send(peer, this.signServices(services, { public: false }));
   }
 
   stats(): MessengerStats {

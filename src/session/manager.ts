@@ -11,8 +11,7 @@
  * how many of their messages were left unacknowledged, so channels can resynchronise.
  */
 import { systemClock, type Clock } from '../clock.js';
-import { bytesToHex, equalBytes } from '../bytes.js';
-import { hexToBytes } from '../bytes.js';
+import { bytesToHex, equalBytes, hexToBytes } from '../bytes.js';
 import type { FrameTransport, NodeId, Unsubscribe } from '../transport/port.js';
 import { isNodeId } from '../transport/port.js';
 import { encodeAct1, encodeAct2, encodeAct3, parseFrame, type FrameRejection } from './frames.js';
