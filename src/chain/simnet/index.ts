@@ -17,3 +17,4 @@ export type {
   ChainEvent,
   ChainSource,
 } from '../port.js';
+export { serveSimnet, type SimnetServer, type SimnetServerOptions } from './server.js';

@@ -1,0 +1,185 @@
+/**
+ * ChainPoller: the ChainSource event half ('block' and 'spent' events) for a chain that only answers
+ * requests (the simnet over HTTP today; Esplora or bitcoind later). Each poll reads the tip, the hash of
+ * every new height and the spend of every watched outpoint, then delivers what changed with the
+ * Simnet's semantics:
+ *   - one 'block' event per new height, ascending, even when the tip jumps by several blocks;
+ *   - a watched outpoint's 'spent' event when its spend is first seen in the mempool (blockHeight
+ *     undefined) and once more when it confirms; a spend first seen confirmed is reported once;
+ *   - a confirmed spend comes before the 'block' event of its height, as the Simnet orders them.
+ * The first poll only takes the tip as a baseline: blocks mined before it produce no events.
+ *
+ * Differences from the in-process Simnet, by necessity: events arrive up to one interval late, and a
+ * spend that happened before watchOutpoint is reported too (a poller cannot tell when it happened, and
+ * a late report is what a restarted watcher needs). Reorgs are not handled: a lower tip only moves the
+ * baseline down, and a confirmed spend is not polled again.
+ *
+ * @example
+ * const poller = new ChainPoller(chain, { intervalMs: 1000, onError: (e) => log.warn(e) });
+ * poller.subscribe((event) => node.chainEvent(event));
+ * poller.watchOutpoint(fundingOutpoint);
+ * poller.start();
+ */
+import type { ChainEvent, OutPoint, SpendInfo } from './port.js';
+import { systemClock, type Clock } from '../clock.js';
+
+/** The request/response part of a chain a ChainPoller needs. */
+export interface PollableChain {
+  tipHeight(): Promise<number>;
+  /** Display hex of the block at `height` (which is at most the last tipHeight answer). */
+  blockHash(height: number): Promise<string>;
+  getSpend(outpoint: OutPoint): Promise<SpendInfo | undefined>;
+}
+
+export interface ChainPollerOptions {
+  clock?: Clock;
+  /** Delay between the end of one poll and the start of the next; default 1000 ms. */
+  intervalMs?: number;
+  /** Failed polls (retried at the next interval) and listener exceptions; never rethrown. */
+  onError?: (error: unknown) => void;
+}
+
+interface Watch {
+  outpoint: OutPoint;
+  /** The last spend reported for it, if any. */
+  reported: SpendInfo | undefined;
+}
+
+/** Events are sorted by (height, rank): a confirmed spend (rank 0) before its block (rank 1). */
+interface Pending {
+  height: number;
+  rank: 0 | 1;
+  event: ChainEvent;
+}
+
+export class ChainPoller {
+  readonly #chain: PollableChain;
+  readonly #clock: Clock;
+  readonly #intervalMs: number;
+  readonly #onError: (error: unknown) => void;
+  readonly #listeners = new Set<(event: ChainEvent) => void>();
+  readonly #watched = new Map<string, Watch>();
+  /** Height of the last block reported (or of the baseline); undefined before the first poll. */
+  #height: number | undefined;
+  /** Polls run one after another: each new poll is chained behind this one. */
+  #tail: Promise<void> = Promise.resolve();
+  #running = false;
+  #cancelTimer: (() => void) | undefined;
+
+  constructor(chain: PollableChain, options: ChainPollerOptions = {}) {
+    if (!chain || typeof chain.tipHeight !== 'function') throw new TypeError('"chain" expected a PollableChain');
+    const intervalMs = options.intervalMs ?? 1000;
+    if (!Number.isFinite(intervalMs) || intervalMs < 0) throw new RangeError('"intervalMs" expected a number >= 0');
+    this.#chain = chain;
+    this.#clock = options.clock ?? systemClock;
+    this.#intervalMs = intervalMs;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /** Report spends of this outpoint from the next poll on. */
+  watchOutpoint(outpoint: OutPoint): void {
+    const key = outpointKey(outpoint);
+    if (!this.#watched.has(key)) this.#watched.set(key, { outpoint: { txid: key.slice(0, 64), vout: outpoint.vout }, reported: undefined });
+  }
+
+  subscribe(listener: (event: ChainEvent) => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError('"listener" expected a function');
+    const wrapper = (event: ChainEvent): void => listener(event); // distinct identity per subscription
+    this.#listeners.add(wrapper);
+    return () => {
+      this.#listeners.delete(wrapper);
+    };
+  }
+
+  /**
+   * One poll now, after any poll in progress; resolves once its events are delivered. Rejects with the
+   * chain's error if the poll fails (nothing is delivered then, and the next poll retries it all).
+   */
+  poll(): Promise<void> {
+    const run = this.#tail.then(() => this.#pollOnce());
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
+  /** Poll now and then every intervalMs after each poll ends; failures go to onError. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#tick();
+  }
+
+  /** Cancel the timer; a poll in progress still delivers its events. */
+  stop(): void {
+    this.#running = false;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+  }
+
+  #tick(): void {
+    this.#cancelTimer = undefined;
+    this.poll()
+      .catch((e: unknown) => this.#report(e))
+      .finally(() => {
+        if (this.#running && !this.#cancelTimer) this.#cancelTimer = this.#clock.setTimer(this.#intervalMs, () => this.#tick());
+      });
+  }
+
+  async #pollOnce(): Promise<void> {
+    // Read everything first and change no state until all reads succeed, so a failed poll loses nothing.
+    const tip = await this.#chain.tipHeight();
+    if (!Number.isSafeInteger(tip) || tip < 0) throw new RangeError(`chain tipHeight returned ${String(tip)}`);
+    const from = this.#height ?? tip;
+    const pending: Pending[] = [];
+    for (let height = from + 1; height <= tip; height++) {
+      pending.push({ height, rank: 1, event: { type: 'block', height, hash: await this.#chain.blockHash(height) } });
+    }
+    const updates: Array<[Watch, SpendInfo | undefined]> = [];
+    for (const watch of [...this.#watched.values()]) {
+      if (watch.reported?.blockHeight !== undefined) continue; // confirmed: final (no reorgs)
+      const spend = await this.#chain.getSpend(watch.outpoint);
+      updates.push([watch, spend]);
+      if (!spend || (watch.reported && sameSpend(watch.reported, spend))) continue;
+      // An unconfirmed spend sorts after every block of this poll.
+      const height = spend.blockHeight ?? Infinity;
+      pending.push({ height, rank: 0, event: { type: 'spent', outpoint: { ...watch.outpoint }, spend: { ...spend } } });
+    }
+
+    this.#height = tip;
+    // A vanished mempool spend is forgotten, so a later spend is reported afresh.
+    for (const [watch, spend] of updates) watch.reported = spend;
+    pending.sort((a, b) => a.height - b.height || a.rank - b.rank);
+    for (const { event } of pending) this.#deliver(event);
+  }
+
+  #deliver(event: ChainEvent): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(event);
+      } catch (e) {
+        this.#report(e);
+      }
+    }
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.#onError(error);
+    } catch {
+      // An onError that throws must not stop the poller either.
+    }
+  }
+}
+
+function sameSpend(a: SpendInfo, b: SpendInfo): boolean {
+  return a.txid === b.txid && a.inputIndex === b.inputIndex && a.blockHeight === b.blockHeight;
+}
+
+function outpointKey(outpoint: OutPoint): string {
+  if (!outpoint || typeof outpoint.txid !== 'string' || !/^[0-9a-fA-F]{64}$/.test(outpoint.txid)) {
+    throw new TypeError('"outpoint.txid" expected 64 hex characters');
+  }
+  if (!Number.isSafeInteger(outpoint.vout) || outpoint.vout < 0 || outpoint.vout > 0xffffffff) {
+    throw new TypeError('"outpoint.vout" expected a uint32');
+  }
+  return `${outpoint.txid.toLowerCase()}:${outpoint.vout}`;
+}

@@ -1,0 +1,375 @@
+/**
+ * SimnetClient: the ChainSource port over HTTP, talking to a Simnet served by serveSimnet
+ * (src/chain/simnet/server.ts, whose header documents the protocol), so a payer process and a payee
+ * process share one chain. Results have the Simnet's shapes exactly (bigint amounts, Uint8Array bytes,
+ * blockHeight undefined while unconfirmed); events come from a ChainPoller.
+ *
+ * Responses are untrusted: every field is checked, and anything off is a ChainClientError. This file
+ * must not import src/chain/simnet/* (that would load bitcore-lib into the payer and payee).
+ *
+ * @example
+ * const chain = new SimnetClient(process.env.SIMNET_URL!);
+ * chain.subscribe((event) => node.chainEvent(event));
+ * const coin = await chain.faucetToPubkey(walletPubkey, 100_000n);
+ * // …
+ * chain.close();
+ */
+import type {
+  BroadcastResult, ChainEvent, ChainSource, OutPoint, RejectCode, SpendInfo, TxStatus, UtxoStatus,
+} from './port.js';
+import { ChainPoller } from './poller.js';
+import type { Clock } from '../clock.js';
+import { bytesToHex, hexToBytes } from '../bytes.js';
+import { p2wpkhOutput } from '../onchain/script.js';
+
+export interface SimnetClientOptions {
+  /** Drives event polling; default systemClock. */
+  clock?: Clock;
+  /** Default 250 ms. */
+  pollIntervalMs?: number;
+  /** Per request, including reading the answer; default 10000 ms. */
+  timeoutMs?: number;
+  /** Failed background polls (retried at the next interval) and exceptions from listeners. */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * What went wrong talking to the chain, and what to do:
+ * - CHAIN_UNREACHABLE: no answer (refused, reset, timed out). Retry later; the request may have taken
+ *   effect (a repeated broadcast then answers txn-already-in-mempool or txn-already-known).
+ * - CHAIN_HTTP_ERROR: the server refused the request (`status`, and its error code in `remoteCode`);
+ *   a 400 means the arguments were refused (e.g. a faucet amount above 21e6 BTC). Do not retry as is.
+ * - CHAIN_BAD_RESPONSE: the answer is not what a simnet server sends (wrong URL or a broken server).
+ */
+export type ChainClientErrorCode = 'CHAIN_UNREACHABLE' | 'CHAIN_BAD_RESPONSE' | 'CHAIN_HTTP_ERROR';
+
+export class ChainClientError extends Error {
+  override readonly name = 'ChainClientError';
+  readonly status: number | undefined;
+  readonly remoteCode: string | undefined;
+  constructor(
+    readonly code: ChainClientErrorCode,
+    message: string,
+    details: { status?: number; remoteCode?: string; cause?: unknown } = {},
+  ) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.status = details.status;
+    this.remoteCode = details.remoteCode;
+  }
+}
+
+/** Generous for utxosForScript of a busy script; more is not a simnet answer. */
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** Exhaustive over RejectCode, so a new code in port.ts fails to compile until added here. */
+const REJECT_CODES: Record<RejectCode, true> = {
+  'non-final': true,
+  'non-BIP68-final': true,
+  'mandatory-script-verify-flag-failed': true,
+  'bad-txns-inputs-missingorspent': true,
+  'txn-mempool-conflict': true,
+  'bad-txns-in-belowout': true,
+  'txn-already-known': true,
+  'txn-already-in-mempool': true,
+  'bad-txns-vin-empty': true,
+  'bad-txns-vout-empty': true,
+  'bad-txns-inputs-duplicate': true,
+  dust: true,
+  'tx-decode-failed': true,
+  other: true,
+};
+
+export class SimnetClient implements ChainSource {
+  readonly #base: string;
+  readonly #timeoutMs: number;
+  readonly #poller: ChainPoller;
+  /** Set when polling starts: its first poll, which takes the baseline tip. */
+  #baseline: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(url: string, options: SimnetClientOptions = {}) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new TypeError('"url" expected an http:// URL');
+    }
+    if (parsed.protocol !== 'http:') throw new TypeError('"url" expected an http:// URL (the simnet serves plain HTTP on loopback)');
+    this.#base = parsed.origin + parsed.pathname.replace(/\/+$/, '');
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) throw new RangeError('"timeoutMs" expected an integer > 0');
+    this.#timeoutMs = timeoutMs;
+    const pollable = { tipHeight: () => this.tipHeight(), blockHash: (h: number) => this.blockHash(h), getSpend: (o: OutPoint) => this.getSpend(o) };
+    this.#poller = new ChainPoller(pollable, {
+      intervalMs: options.pollIntervalMs ?? 250,
+      ...(options.clock && { clock: options.clock }),
+      ...(options.onError && { onError: options.onError }),
+    });
+  }
+
+  // ---- ChainSource -------------------------------------------------------------------------------
+
+  async tipHeight(): Promise<number> {
+    return uint(await this.#call('tipHeight', {}), 'tipHeight');
+  }
+
+  async broadcast(tx: Uint8Array): Promise<BroadcastResult> {
+    // As the Simnet: what is not bytes does not decode.
+    if (!(tx instanceof Uint8Array)) return { accepted: false, txid: '', code: 'tx-decode-failed', reason: 'TX decode failed' };
+    await this.#baseline;
+    return broadcastResult(await this.#call('broadcast', { txHex: bytesToHex(tx) }), 'broadcast');
+  }
+
+  async getTransaction(txid: string): Promise<TxStatus | undefined> {
+    const r = await this.#call('getTransaction', { txid: txidArg(txid) });
+    if (r === null) return undefined;
+    const o = object(r, 'getTransaction');
+    return { tx: bytes(o.txHex, 'getTransaction.txHex'), blockHeight: height(o.blockHeight, 'getTransaction.blockHeight'), confirmations: uint(o.confirmations, 'getTransaction.confirmations') };
+  }
+
+  async getUtxo(outpoint: OutPoint): Promise<UtxoStatus | undefined> {
+    const r = await this.#call('getUtxo', { outpoint: outpointArg(outpoint) });
+    return r === null ? undefined : utxoStatus(r, 'getUtxo');
+  }
+
+  async getSpend(outpoint: OutPoint): Promise<SpendInfo | undefined> {
+    const r = await this.#call('getSpend', { outpoint: outpointArg(outpoint) });
+    if (r === null) return undefined;
+    const o = object(r, 'getSpend');
+    return { txid: txid(o.txid, 'getSpend.txid'), inputIndex: uint(o.inputIndex, 'getSpend.inputIndex'), blockHeight: height(o.blockHeight, 'getSpend.blockHeight') };
+  }
+
+  async estimateFeeratePerKw(targetBlocks: number): Promise<bigint> {
+    if (!Number.isSafeInteger(targetBlocks) || targetBlocks < 1) throw new RangeError('"targetBlocks" expected an integer >= 1');
+    return amount(await this.#call('estimateFeeratePerKw', { targetBlocks }), 'estimateFeeratePerKw');
+  }
+
+  /** Events for this outpoint's spends; starts polling. A spend made before watching is reported too. */
+  watchOutpoint(outpoint: OutPoint): void {
+    this.#poller.watchOutpoint(outpointArg(outpoint));
+    this.#startPolling();
+  }
+
+  /** Starts polling; blocks mined before the first poll answers produce no events. */
+  subscribe(listener: (event: ChainEvent) => void): () => void {
+    const unsubscribe = this.#poller.subscribe(listener);
+    this.#startPolling();
+    return unsubscribe;
+  }
+
+  // ---- Simnet controls and helpers -----------------------------------------------------------------
+
+  async blockHash(height: number): Promise<string> {
+    if (!Number.isSafeInteger(height) || height < 0) throw new RangeError('"height" expected an integer >= 0');
+    return txid(await this.#call('blockHash', { height }), 'blockHash');
+  }
+
+  async mine(count = 1): Promise<string[]> {
+    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError('"count" expected an integer >= 0');
+    await this.#baseline;
+    const hashes = array(await this.#call('mine', { count }), 'mine').map((h, i) => txid(h, `mine[${i}]`));
+    if (hashes.length !== count) throw badResponse('mine', `${count} block hashes`);
+    return hashes;
+  }
+
+  async faucet(outputScript: Uint8Array, valueSat: bigint): Promise<OutPoint> {
+    if (!(outputScript instanceof Uint8Array)) throw new TypeError('"outputScript" expected a Uint8Array');
+    if (typeof valueSat !== 'bigint') throw new TypeError('"valueSat" expected a bigint');
+    await this.#baseline;
+    return outpoint(await this.#call('faucet', { scriptHex: bytesToHex(outputScript), valueSat: valueSat.toString() }), 'faucet');
+  }
+
+  /** faucet() to the P2WPKH output of a compressed public key. */
+  async faucetToPubkey(pubkey: Uint8Array, valueSat: bigint): Promise<OutPoint> {
+    return this.faucet(p2wpkhOutput(pubkey), valueSat);
+  }
+
+  async utxosForScript(script: Uint8Array): Promise<Array<UtxoStatus & { outpoint: OutPoint }>> {
+    if (!(script instanceof Uint8Array)) throw new TypeError('"script" expected a Uint8Array');
+    const list = array(await this.#call('utxosForScript', { scriptHex: bytesToHex(script) }), 'utxosForScript');
+    return list.map((u, i) => {
+      const path = `utxosForScript[${i}]`;
+      return { outpoint: outpoint(object(u, path).outpoint, `${path}.outpoint`), ...utxoStatus(u, path) };
+    });
+  }
+
+  /** Mempool txids, parents before children. */
+  async mempool(): Promise<string[]> {
+    return array(await this.#call('mempool', {}), 'mempool').map((t, i) => txid(t, `mempool[${i}]`));
+  }
+
+  /** Poll for events now (normally a timer does it); rejects if the server cannot be read. */
+  poll(): Promise<void> {
+    return this.#poller.poll();
+  }
+
+  /** Stop polling for good. Requests still work; they need nothing to be closed. */
+  close(): void {
+    this.#closed = true;
+    this.#poller.stop();
+  }
+
+  // ---- Internals ---------------------------------------------------------------------------------
+
+  #startPolling(): void {
+    if (this.#closed || this.#baseline) return;
+    // The first poll takes the baseline tip. Our own mine/faucet/broadcast wait for it, so their
+    // blocks and spends come after the baseline and produce events.
+    this.#baseline = this.#poller.poll().catch(() => {});
+    this.#poller.start();
+  }
+
+  async #call(method: string, body: Record<string, unknown>): Promise<unknown> {
+    const signal = AbortSignal.timeout(this.#timeoutMs);
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${this.#base}/${method}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        redirect: 'error',
+        signal,
+      });
+      text = await readLimited(res, method);
+    } catch (e) {
+      if (e instanceof ChainClientError) throw e;
+      throw new ChainClientError('CHAIN_UNREACHABLE', `${method}: ${this.#base} unreachable: ${describe(e)}`, { cause: e });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const error = isObject(json) && isObject(json.error) ? json.error : {};
+      const remoteCode = typeof error.code === 'string' ? error.code.slice(0, 100) : undefined;
+      const detail = typeof error.message === 'string' ? `: ${error.message.slice(0, 500)}` : '';
+      throw new ChainClientError('CHAIN_HTTP_ERROR', `${method}: HTTP ${res.status}${remoteCode ? ` ${remoteCode}` : ''}${detail}`, {
+        status: res.status,
+        ...(remoteCode !== undefined && { remoteCode }),
+      });
+    }
+    if (!isObject(json) || !Object.hasOwn(json, 'result')) throw badResponse(method, 'a JSON object with "result"');
+    return json.result;
+  }
+}
+
+async function readLimited(res: Response, method: string): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > MAX_RESPONSE_BYTES) {
+    await res.body?.cancel();
+    throw badResponse(method, `at most ${MAX_RESPONSE_BYTES} bytes`);
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder('utf-8', { fatal: false });
+  let size = 0;
+  let text = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_RESPONSE_BYTES) {
+      await reader.cancel();
+      throw badResponse(method, `at most ${MAX_RESPONSE_BYTES} bytes`);
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+  return text + decoder.decode();
+}
+
+function describe(e: unknown): string {
+  const cause = e instanceof Error && e.cause instanceof Error ? ` (${e.cause.message})` : '';
+  return e instanceof Error ? `${e.name}: ${e.message}${cause}` : String(e);
+}
+
+// ---- Arguments (programmer misuse: TypeError/RangeError, as the Simnet) ------------------------------
+
+function txidArg(value: string): string {
+  if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) throw new TypeError('"txid" expected 64 hex characters');
+  return value.toLowerCase();
+}
+
+function outpointArg(value: OutPoint): OutPoint {
+  if (!value || !Number.isSafeInteger(value.vout) || value.vout < 0 || value.vout > 0xffffffff) {
+    throw new TypeError('"outpoint" expected { txid, vout } with vout a uint32');
+  }
+  return { txid: txidArg(value.txid), vout: value.vout };
+}
+
+// ---- Response fields (untrusted: CHAIN_BAD_RESPONSE) ----------------------------------------------
+
+function badResponse(path: string, expected: string): ChainClientError {
+  return new ChainClientError('CHAIN_BAD_RESPONSE', `${path}: expected ${expected}`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function object(value: unknown, path: string): Record<string, unknown> {
+  if (!isObject(value)) throw badResponse(path, 'an object');
+  return value;
+}
+
+function array(value: unknown, path: string): unknown[] {
+  if (!Array.isArray(value)) throw badResponse(path, 'an array');
+  return value;
+}
+
+function uint(value: unknown, path: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw badResponse(path, 'an integer >= 0');
+  return value;
+}
+
+function height(value: unknown, path: string): number | undefined {
+  return value === null ? undefined : uint(value, path);
+}
+
+function txid(value: unknown, path: string): string {
+  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) throw badResponse(path, '64 lowercase hex characters');
+  return value;
+}
+
+function bytes(value: unknown, path: string): Uint8Array {
+  if (typeof value !== 'string' || value.length % 2 !== 0 || !/^[0-9a-f]*$/.test(value)) throw badResponse(path, 'even-length lowercase hex');
+  return hexToBytes(value);
+}
+
+/** Decimal string of a non-negative integer below 2^64. */
+function amount(value: unknown, path: string): bigint {
+  if (typeof value !== 'string' || !/^(0|[1-9]\d{0,19})$/.test(value) || BigInt(value) >= 1n << 64n) {
+    throw badResponse(path, 'a decimal integer string');
+  }
+  return BigInt(value);
+}
+
+function outpoint(value: unknown, path: string): OutPoint {
+  const o = object(value, path);
+  const vout = uint(o.vout, `${path}.vout`);
+  if (vout > 0xffffffff) throw badResponse(`${path}.vout`, 'a uint32');
+  return { txid: txid(o.txid, `${path}.txid`), vout };
+}
+
+function utxoStatus(value: unknown, path: string): UtxoStatus {
+  const o = object(value, path);
+  const output = object(o.output, `${path}.output`);
+  return {
+    output: { valueSat: amount(output.valueSat, `${path}.output.valueSat`), script: bytes(output.scriptHex, `${path}.output.scriptHex`) },
+    blockHeight: height(o.blockHeight, `${path}.blockHeight`),
+    confirmations: uint(o.confirmations, `${path}.confirmations`),
+  };
+}
+
+function broadcastResult(value: unknown, path: string): BroadcastResult {
+  const o = object(value, path);
+  if (o.accepted === true) return { accepted: true, txid: txid(o.txid, `${path}.txid`) };
+  if (o.accepted !== false) throw badResponse(`${path}.accepted`, 'a boolean');
+  // An undecodable tx has no txid: the Simnet reports ''.
+  const id = o.txid === '' ? '' : txid(o.txid, `${path}.txid`);
+  if (typeof o.code !== 'string' || !Object.hasOwn(REJECT_CODES, o.code)) throw badResponse(`${path}.code`, 'a reject code');
+  if (typeof o.reason !== 'string') throw badResponse(`${path}.reason`, 'a string');
+  return { accepted: false, txid: id, code: o.code as RejectCode, reason: o.reason };
+}
