@@ -23,7 +23,7 @@ export interface OnewayProposeMsg {
   /** What is metered, e.g. "MB", "Wh", "reading". */
   unit: string;
   tariffMsatPerUnit: bigint;
-  /** How many units the payee serves ahead of payment. */
+  /** Credit window: the payer pays ahead for at most this many units; the payee serves only what is paid. */
   creditWindowUnits: bigint;
   /** Fee rate of the refund and payment transactions, sat per 1000 weight units. */
   feeratePerKw: bigint;

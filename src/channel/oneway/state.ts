@@ -1,0 +1,308 @@
+/**
+ * The durable state of one one-way channel, as each side stores it, and its codec. A record is rewritten
+ * whole on every change (it is a few hundred bytes) and committed before anything that depends on it is
+ * sent ("persist before you speak"). Records read back from disk are untrusted: every field is checked.
+ */
+import { bytesToHex, hexToBytes } from '../../bytes.js';
+import type { OutPoint } from '../../chain/port.js';
+import type { KeyFamily } from '../../signer/port.js';
+import { isNodeId, type NodeId } from '../../transport/port.js';
+import { CHANNEL_WIRE_CODES, ChannelError, type ChannelErrorCode } from './errors.js';
+
+export type PayerPhase =
+  /** oneway_propose sent. */
+  | 'proposed'
+  /** Accepted; funding built (unsigned) and refund requested. */
+  | 'accepted'
+  /** Payee's refund signature verified and stored; funding signed (not yet known to be broadcast). */
+  | 'refund_held'
+  /** Funding broadcast, oneway_funded sent; waiting for depth and oneway_ready. */
+  | 'funded'
+  | 'open'
+  /** Close requested or refund broadcast; waiting for the funding output's spend to confirm. */
+  | 'closing'
+  | 'closed'
+  /** Abandoned before any money was committed (nothing on chain). */
+  | 'aborted';
+
+export type PayeePhase = 'accepted' | 'refund_signed' | 'funded' | 'open' | 'closing' | 'closed' | 'aborted';
+
+export interface ServiceTerms {
+  serviceId: string;
+  unit: string;
+  tariffMsatPerUnit: bigint;
+  creditWindowUnits: bigint;
+}
+
+/** A wallet coin the payer's funding transaction spends (P2WPKH). */
+export interface FundingInputRecord {
+  outpoint: OutPoint;
+  valueSat: bigint;
+  pubkey: Uint8Array;
+  keyFamily: KeyFamily;
+  keyIndex: number;
+}
+
+export interface PaymentRecord {
+  number: bigint;
+  /** Cumulative. */
+  amountMsat: bigint;
+  /** The payer's 64-byte compact signature on payment transaction `number` (absent for number 0). */
+  signature: Uint8Array | undefined;
+}
+
+export interface ChannelOutcome {
+  kind: 'settled' | 'refunded';
+  txid: string;
+  blockHeight: number;
+  /** What the payee received on chain (0 for a refund). */
+  payeeValueSat: bigint;
+  /** What went back to the payer on chain. */
+  payerValueSat: bigint;
+  feeSat: bigint;
+}
+
+interface CommonRecord {
+  peer: NodeId;
+  tempChannelId: Uint8Array;
+  channelId: Uint8Array | undefined;
+  /** Index of our own funding key (family 'funding'). */
+  fundingKeyIndex: number;
+  capacitySat: bigint;
+  expiryHeight: number;
+  feeratePerKw: bigint;
+  service: ServiceTerms;
+  payerFundingPubkey: Uint8Array;
+  payerRefundScript: Uint8Array;
+  payeeFundingPubkey: Uint8Array | undefined;
+  payeePayoutScript: Uint8Array | undefined;
+  minimumDepth: number | undefined;
+  fundingOutpoint: OutPoint | undefined;
+  /** The payee's signature on the refund transaction (compact). */
+  refundSignature: Uint8Array | undefined;
+  /** Payer: the latest payment it signed. Payee: the latest it accepted and stored. */
+  payment: PaymentRecord;
+  /** The transaction this side broadcast to close (payer: refund, payee: settlement). */
+  closingTx: Uint8Array | undefined;
+  outcome: ChannelOutcome | undefined;
+  /** Why the channel stopped taking payments, if it did. */
+  failure: { code: ChannelErrorCode; message: string } | undefined;
+}
+
+export interface PayerRecord extends CommonRecord {
+  role: 'payer';
+  phase: PayerPhase;
+  /** The funding transaction: unsigned until the refund is held, then signed. */
+  fundingTx: Uint8Array | undefined;
+  fundingInputs: FundingInputRecord[] | undefined;
+  /** The latest payment the payee acknowledged. */
+  acked: { number: bigint; amountMsat: bigint };
+  /** oneway_ready arrived (the payer still waits for its own view of the depth). */
+  readyReceived: boolean;
+  closeRequested: boolean;
+}
+
+export interface PayeeRecord extends CommonRecord {
+  role: 'payee';
+  phase: PayeePhase;
+}
+
+export type OnewayRecord = PayerRecord | PayeeRecord;
+
+/** Store key of a channel record: by role and temporary id, which never changes. */
+export function recordKey(role: 'payer' | 'payee', tempChannelId: Uint8Array): string {
+  return `oneway/${role}/${bytesToHex(tempChannelId)}`;
+}
+export const RECORD_PREFIX = 'oneway/';
+
+// ---- codec: JSON with every string tagged, so text, numbers, bigints and bytes cannot be confused ----
+
+const RECORD_VERSION = 1;
+const MAX_RECORD_BYTES = 64 * 1024;
+
+function tag(value: unknown): unknown {
+  if (typeof value === 'bigint') return `n:${value}`;
+  if (value instanceof Uint8Array) return `x:${bytesToHex(value)}`;
+  if (typeof value === 'string') return `s:${value}`;
+  if (Array.isArray(value)) return value.map(tag);
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = tag(v);
+    return out;
+  }
+  return value;
+}
+
+function untag(value: unknown): unknown {
+  if (typeof value === 'string') {
+    const body = value.slice(2);
+    if (value.startsWith('n:') && /^-?\d{1,40}$/.test(body)) return BigInt(body);
+    if (value.startsWith('x:') && /^([0-9a-f]{2})*$/.test(body)) return hexToBytes(body);
+    if (value.startsWith('s:')) return body;
+    throw corrupt('bad tagged value');
+  }
+  if (Array.isArray(value)) return value.map(untag);
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = untag(v);
+    return out;
+  }
+  return value;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeRecord(record: OnewayRecord): Uint8Array {
+  return encoder.encode(JSON.stringify({ v: RECORD_VERSION, r: tag(record) }));
+}
+
+function corrupt(message: string): ChannelError {
+  return new ChannelError('CORRUPT_RECORD', `stored channel record: ${message}`);
+}
+
+/** Decode and check a stored record; throws ChannelError('CORRUPT_RECORD') on anything unexpected. */
+export function decodeRecord(raw: Uint8Array): OnewayRecord {
+  if (raw.length > MAX_RECORD_BYTES) throw corrupt('too large');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(raw));
+  } catch {
+    throw corrupt('not JSON');
+  }
+  const outer = obj(parsed, 'record');
+  if (outer['v'] !== RECORD_VERSION) throw corrupt('unknown version');
+  const r = obj(untag(outer['r']), 'r');
+  const role = r['role'];
+  if (role !== 'payer' && role !== 'payee') throw corrupt('role');
+  const common: CommonRecord = {
+    peer: nodeId(r['peer'], 'peer'),
+    tempChannelId: bytes(r['tempChannelId'], 'tempChannelId', 32),
+    channelId: opt(r['channelId'], (v) => bytes(v, 'channelId', 32)),
+    fundingKeyIndex: int(r['fundingKeyIndex'], 'fundingKeyIndex'),
+    capacitySat: big(r['capacitySat'], 'capacitySat'),
+    expiryHeight: int(r['expiryHeight'], 'expiryHeight'),
+    feeratePerKw: big(r['feeratePerKw'], 'feeratePerKw'),
+    service: service(r['service']),
+    payerFundingPubkey: bytes(r['payerFundingPubkey'], 'payerFundingPubkey', 33),
+    payerRefundScript: bytes(r['payerRefundScript'], 'payerRefundScript'),
+    payeeFundingPubkey: opt(r['payeeFundingPubkey'], (v) => bytes(v, 'payeeFundingPubkey', 33)),
+    payeePayoutScript: opt(r['payeePayoutScript'], (v) => bytes(v, 'payeePayoutScript')),
+    minimumDepth: opt(r['minimumDepth'], (v) => int(v, 'minimumDepth')),
+    fundingOutpoint: opt(r['fundingOutpoint'], outpoint),
+    refundSignature: opt(r['refundSignature'], (v) => bytes(v, 'refundSignature', 64)),
+    payment: payment(r['payment']),
+    closingTx: opt(r['closingTx'], (v) => bytes(v, 'closingTx')),
+    outcome: opt(r['outcome'], outcome),
+    failure: opt(r['failure'], failure),
+  };
+  if (role === 'payee') {
+    return { ...common, role, phase: oneOf(r['phase'], PAYEE_PHASES, 'phase') };
+  }
+  const acked = obj(r['acked'], 'acked');
+  return {
+    ...common,
+    role,
+    phase: oneOf(r['phase'], PAYER_PHASES, 'phase'),
+    fundingTx: opt(r['fundingTx'], (v) => bytes(v, 'fundingTx')),
+    fundingInputs: opt(r['fundingInputs'], (v) => arr(v, 'fundingInputs').map(fundingInput)),
+    acked: { number: big(acked['number'], 'acked.number'), amountMsat: big(acked['amountMsat'], 'acked.amountMsat') },
+    readyReceived: bool(r['readyReceived'], 'readyReceived'),
+    closeRequested: bool(r['closeRequested'], 'closeRequested'),
+  };
+}
+
+const PAYER_PHASES: readonly PayerPhase[] = ['proposed', 'accepted', 'refund_held', 'funded', 'open', 'closing', 'closed', 'aborted'];
+const PAYEE_PHASES: readonly PayeePhase[] = ['accepted', 'refund_signed', 'funded', 'open', 'closing', 'closed', 'aborted'];
+const KEY_FAMILIES: readonly KeyFamily[] = ['funding', 'payment', 'delayed', 'htlc', 'revocation', 'wallet', 'identity'];
+
+function obj(v: unknown, field: string): Record<string, unknown> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw corrupt(`${field}: expected an object`);
+  return v as Record<string, unknown>;
+}
+function arr(v: unknown, field: string): unknown[] {
+  if (!Array.isArray(v) || v.length > 1000) throw corrupt(`${field}: expected an array`);
+  return v;
+}
+function opt<T>(v: unknown, read: (v: unknown) => T): T | undefined {
+  return v === undefined ? undefined : read(v);
+}
+function big(v: unknown, field: string): bigint {
+  if (typeof v !== 'bigint' || v < 0n) throw corrupt(`${field}: expected a non-negative bigint`);
+  return v;
+}
+function int(v: unknown, field: string): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw corrupt(`${field}: expected a non-negative integer`);
+  return v as number;
+}
+function bool(v: unknown, field: string): boolean {
+  if (typeof v !== 'boolean') throw corrupt(`${field}: expected a boolean`);
+  return v;
+}
+function str(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v.length > 1024) throw corrupt(`${field}: expected text`);
+  return v;
+}
+function bytes(v: unknown, field: string, length?: number): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw corrupt(`${field}: expected bytes`);
+  if (length !== undefined && v.length !== length) throw corrupt(`${field}: expected ${length} bytes`);
+  return v;
+}
+function oneOf<T extends string>(v: unknown, values: readonly T[], field: string): T {
+  if (typeof v !== 'string' || !values.includes(v as T)) throw corrupt(`${field}: unexpected value`);
+  return v as T;
+}
+function nodeId(v: unknown, field: string): NodeId {
+  if (typeof v !== 'string' || !isNodeId(v)) throw corrupt(`${field}: expected a node id`);
+  return v;
+}
+function txid(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) throw corrupt(`${field}: expected a txid`);
+  return v;
+}
+function outpoint(v: unknown): OutPoint {
+  const o = obj(v, 'outpoint');
+  return { txid: txid(o['txid'], 'outpoint.txid'), vout: int(o['vout'], 'outpoint.vout') };
+}
+function service(v: unknown): ServiceTerms {
+  const o = obj(v, 'service');
+  return {
+    serviceId: str(o['serviceId'], 'service.serviceId'),
+    unit: str(o['unit'], 'service.unit'),
+    tariffMsatPerUnit: big(o['tariffMsatPerUnit'], 'service.tariffMsatPerUnit'),
+    creditWindowUnits: big(o['creditWindowUnits'], 'service.creditWindowUnits'),
+  };
+}
+function payment(v: unknown): PaymentRecord {
+  const o = obj(v, 'payment');
+  return {
+    number: big(o['number'], 'payment.number'),
+    amountMsat: big(o['amountMsat'], 'payment.amountMsat'),
+    signature: opt(o['signature'], (s) => bytes(s, 'payment.signature', 64)),
+  };
+}
+function outcome(v: unknown): ChannelOutcome {
+  const o = obj(v, 'outcome');
+  return {
+    kind: oneOf(o['kind'], ['settled', 'refunded'] as const, 'outcome.kind'),
+    txid: txid(o['txid'], 'outcome.txid'),
+    blockHeight: int(o['blockHeight'], 'outcome.blockHeight'),
+    payeeValueSat: big(o['payeeValueSat'], 'outcome.payeeValueSat'),
+    payerValueSat: big(o['payerValueSat'], 'outcome.payerValueSat'),
+    feeSat: big(o['feeSat'], 'outcome.feeSat'),
+  };
+}
+function failure(v: unknown): { code: ChannelErrorCode; message: string } {
+  const o = obj(v, 'failure');
+  return { code: oneOf(o['code'], Object.keys(CHANNEL_WIRE_CODES) as ChannelErrorCode[], 'failure.code'), message: str(o['message'], 'failure.message') };
+}
+function fundingInput(v: unknown): FundingInputRecord {
+  const o = obj(v, 'fundingInput');
+  return {
+    outpoint: outpoint(o['outpoint']),
+    valueSat: big(o['valueSat'], 'fundingInput.valueSat'),
+    pubkey: bytes(o['pubkey'], 'fundingInput.pubkey', 33),
+    keyFamily: oneOf(o['keyFamily'], KEY_FAMILIES, 'fundingInput.keyFamily'),
+    keyIndex: int(o['keyIndex'], 'fundingInput.keyIndex'),
+  };
+}
