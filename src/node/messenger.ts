@@ -122,6 +122,11 @@ export class Messenger {
     return messenger;
   }
 
+  /** The transport under the sessions (e.g. to read an MQTT adapter's byte counters). */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
   /** Encode and send one message to a peer over its secure session (handshaking if needed). */
   async send(peer: NodeId, message: WireMessage): Promise<void> {
     await this.#sessions.send(peer, encodeMessage(message, { maxBytes: 65535 }));

@@ -54,7 +54,8 @@ import {
 } from './options.js';
 
 export interface MqttTransportStats {
-  received: { frames: number; announcements: number; statuses: number };
+  /** `frameBytes`: inbox payload bytes (the session frames, not MQTT headers). */
+  received: { frames: number; frameBytes: number; announcements: number; statuses: number };
   dropped: {
     /** Inbox payloads over MAX_FRAME_BYTES. */
     oversizedFrame: number;
@@ -67,7 +68,7 @@ export interface MqttTransportStats {
     /** sendFrame calls refused because maxQueuedFrames were already waiting for the link. */
     queueFull: number;
   };
-  sent: { frames: number; queuedWhileDown: number; refusedByBroker: number };
+  sent: { frames: number; frameBytes: number; queuedWhileDown: number; refusedByBroker: number };
   handlerErrors: number;
   /** Subscriptions the broker refused (SUBACK 0x80 or an MQTT 5 reason code ≥ 0x80): an ACL problem. */
   subscribeRefused: number;
@@ -123,9 +124,9 @@ export class MqttTransport implements Transport {
   private readonly statusHandlers = new Set<(from: NodeId, status: Uint8Array) => void>();
 
   private readonly counters: MqttTransportStats = {
-    received: { frames: 0, announcements: 0, statuses: 0 },
+    received: { frames: 0, frameBytes: 0, announcements: 0, statuses: 0 },
     dropped: { oversizedFrame: 0, oversizedPresence: 0, retainedFrame: 0, unknownTopic: 0, queueFull: 0 },
-    sent: { frames: 0, queuedWhileDown: 0, refusedByBroker: 0 },
+    sent: { frames: 0, frameBytes: 0, queuedWhileDown: 0, refusedByBroker: 0 },
     handlerErrors: 0,
     subscribeRefused: 0,
     connects: 0,
@@ -195,6 +196,7 @@ export class MqttTransport implements Transport {
       this.counters.sent.queuedWhileDown++;
     }
     this.counters.sent.frames++;
+    this.counters.sent.frameBytes += frame.byteLength;
     await this.publish(client, inboxTopic(to), frame, false);
   }
 
@@ -489,6 +491,7 @@ export class MqttTransport implements Transport {
         return;
       }
       this.counters.received.frames++;
+      this.counters.received.frameBytes += payload.byteLength;
       this.dispatch(this.frameHandlers, new Uint8Array(payload));
       return;
     }

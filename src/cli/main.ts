@@ -1,0 +1,429 @@
+#!/usr/bin/env node
+/**
+ * `trickle`: run a provider, pay for a metered service, inspect and close channels from the shell.
+ *
+ *   trickle init     --data-dir D                      create the node's seed; print node id and wallet script
+ *   trickle provider --data-dir D --broker U --chain U  sell a metered service over one-way channels
+ *   trickle pay      --data-dir D --broker U --chain U --provider ID --units N
+ *   trickle status   --data-dir D                      list stored channels
+ *   trickle close    --data-dir D --broker U --chain U [--channel ID]
+ *
+ * Every command takes --json: events as JSON lines, and a summary object as the last line.
+ * The chain is a simnet server (see examples/demo.ts); bitcoind/Esplora backends come with issue 5.
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { bytesToHex } from '../bytes.js';
+import type { OnewayChannel } from '../channel/oneway/channel.js';
+import type { ChannelEvent } from '../channel/oneway/core.js';
+import { decodeRecord, RECORD_PREFIX, type OnewayRecord } from '../channel/oneway/state.js';
+import { isLive, type OnewayLogEntry } from '../channel/oneway/node.js';
+import type { PayeeOffer } from '../channel/oneway/payee.js';
+import { startServiceGuard, type ServiceGuard, type StreamProgress } from '../metering/stream.js';
+import { LmdbStore } from '../store/lmdb.js';
+import { isNodeId } from '../transport/port.js';
+import type { MqttTransport } from '../transport/mqtt/transport.js';
+import { SimulatedMeter } from '../../devices/simulated-meter.js';
+import { CallbackGate } from '../../devices/service-gate.js';
+import { ProgressBar } from './progress.js';
+import { loadKeys, startLocalNode, type LocalNode } from './setup.js';
+
+const HELP = `trickle — Bitcoin payment channels for machines
+
+Usage:
+  trickle init     --data-dir DIR [--json]
+  trickle provider --data-dir DIR --broker URL --chain URL [offer options] [--serve-rate N] [--json]
+  trickle pay      --data-dir DIR --broker URL --chain URL --provider NODE_ID --units N
+                   [--capacity-sat N] [--expiry-blocks N] [--rate N] [--step N] [--no-close] [--json]
+  trickle status   --data-dir DIR [--json]
+  trickle close    --data-dir DIR --broker URL --chain URL [--channel ID] [--json]
+
+Offer options (provider): --service ID (hotspot) --unit U (MB) --tariff-msat N (1000 msat per unit)
+  --window N (credit window, 1000 units) --min-capacity-sat N (10000) --max-capacity-sat N (100000000)
+  --serve-rate N: simulate serving N units/s, gated by payments (the payee never serves unpaid units)
+Pay options: --units N to buy in total over the channel; --rate N units/s consumed (simulated meter,
+  default 5, flowing only while paid for); --step N units per payment (default: a tenth of the credit
+  window, or half of a window below 10 units);
+  --capacity-sat (default: enough for --units plus 10%); --expiry-blocks (default 144);
+  --pay-timeout-ms (default 60000); --no-close keeps the channel open.
+`;
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function jsonLine(value: unknown): string {
+  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? bytesToHex(v) : v));
+}
+
+function required(flags: Flags, name: string): string {
+  const v = flags[name];
+  if (typeof v !== 'string' || v.length === 0) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function bigintFlag(flags: Flags, name: string, fallback: bigint): bigint {
+  const v = flags[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new UsageError(`--${name} expects a non-negative integer`);
+  return BigInt(v);
+}
+
+function intFlag(flags: Flags, name: string, fallback: number): number {
+  return Number(bigintFlag(flags, name, BigInt(fallback)));
+}
+
+class UsageError extends Error {}
+
+const OPTIONS = {
+  'data-dir': { type: 'string' },
+  broker: { type: 'string' },
+  chain: { type: 'string' },
+  provider: { type: 'string' },
+  channel: { type: 'string' },
+  units: { type: 'string' },
+  'capacity-sat': { type: 'string' },
+  'expiry-blocks': { type: 'string' },
+  rate: { type: 'string' },
+  step: { type: 'string' },
+  'pay-timeout-ms': { type: 'string' },
+  'no-close': { type: 'boolean' },
+  service: { type: 'string' },
+  unit: { type: 'string' },
+  'tariff-msat': { type: 'string' },
+  window: { type: 'string' },
+  'min-capacity-sat': { type: 'string' },
+  'max-capacity-sat': { type: 'string' },
+  'serve-rate': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const [command] = parsed.positionals;
+  const flags = parsed.values as Flags;
+  if (flags['help'] || !command) {
+    process.stdout.write(HELP);
+    return flags['help'] ? 0 : 2;
+  }
+  try {
+    switch (command) {
+      case 'init':
+        return await init(flags);
+      case 'provider':
+        return await provider(flags);
+      case 'pay':
+        return await pay(flags);
+      case 'status':
+        return await status(flags);
+      case 'close':
+        return await close(flags);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n\n${HELP}`);
+      return 2;
+    }
+    const code = (error as { code?: string }).code;
+    process.stderr.write(`trickle ${command}: ${code ? `${code}: ` : ''}${(error as Error).message}\n`);
+    if (flags['json']) process.stdout.write(`${jsonLine({ event: 'error', code, message: (error as Error).message })}\n`);
+    return 1;
+  }
+}
+
+function emitter(flags: Flags) {
+  const json = flags['json'] === true;
+  return {
+    json,
+    event(value: Record<string, unknown>, human?: string): void {
+      if (json) process.stdout.write(`${jsonLine(value)}\n`);
+      else if (human) process.stdout.write(`${human}\n`);
+    },
+  };
+}
+
+function logTo(out: ReturnType<typeof emitter>) {
+  return (entry: OnewayLogEntry): void => {
+    if (entry.level === 'debug') return;
+    if (out.json) out.event({ event: 'log', ...entry });
+    else if (entry.level !== 'info') process.stderr.write(`[${entry.level}] ${entry.msg}${entry.code ? ` (${entry.code})` : ''}\n`);
+  };
+}
+
+async function init(flags: Flags): Promise<number> {
+  const keys = await loadKeys(required(flags, 'data-dir'), { create: true });
+  const out = emitter(flags);
+  const info = { event: 'init', nodeId: keys.identity.nodeId, walletScript: bytesToHex(keys.walletScript) };
+  out.event(info, `node id        ${info.nodeId}\nwallet script  ${info.walletScript}`);
+  return 0;
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (signal: string) => resolve(signal);
+    process.once('SIGINT', on);
+    process.once('SIGTERM', on);
+  });
+}
+
+async function provider(flags: Flags): Promise<number> {
+  const out = emitter(flags);
+  const offer: PayeeOffer = {
+    serviceId: typeof flags['service'] === 'string' ? flags['service'] : 'hotspot',
+    unit: typeof flags['unit'] === 'string' ? flags['unit'] : 'MB',
+    tariffMsatPerUnit: bigintFlag(flags, 'tariff-msat', 1000n),
+    creditWindowUnits: bigintFlag(flags, 'window', 1000n),
+    minCapacitySat: bigintFlag(flags, 'min-capacity-sat', 10_000n),
+    maxCapacitySat: bigintFlag(flags, 'max-capacity-sat', 100_000_000n),
+  };
+  const local = await startLocalNode({
+    dataDir: required(flags, 'data-dir'),
+    brokerUrl: required(flags, 'broker'),
+    chainUrl: required(flags, 'chain'),
+    offers: [offer],
+    log: logTo(out),
+  });
+  const serveRate = flags['serve-rate'] === undefined ? undefined : bigintFlag(flags, 'serve-rate', 0n);
+  const guards = new Map<string, { guard: ServiceGuard; meter: SimulatedMeter }>();
+  const guardFor = (channel: OnewayChannel): void => {
+    if (serveRate === undefined || guards.has(channel.id) || channel.phase !== 'open') return;
+    const meter = new SimulatedMeter({ unit: offer.unit, unitsPerSecond: serveRate, paused: true });
+    const gate = new CallbackGate({ onOpen: () => meter.resume(), onPause: () => meter.pause() });
+    const tariff = channel.service.tariffMsatPerUnit;
+    const guard = startServiceGuard({ meter, gate, paidUnits: () => channel.paidMsat / tariff, unit: offer.unit, pollIntervalMs: 50 });
+    guards.set(channel.id, { guard, meter });
+  };
+  local.node.onEvent((channel, event) => {
+    if (event.type === 'payment') guards.get(channel.id)?.guard.notifyPaid();
+    if (event.type === 'phase' && event.phase === 'open') guardFor(channel);
+    reportEvent(out, channel, event);
+    if (event.type === 'closed' || (event.type === 'phase' && event.phase === 'closing')) {
+      const entry = guards.get(channel.id);
+      if (entry) {
+        const snap = entry.guard.snapshot();
+        out.event({ event: 'served', channelId: channel.id, servedUnits: snap.servedUnits, paidUnits: snap.paidUnits, unit: offer.unit },
+          `served ${snap.servedUnits} ${offer.unit}, paid for ${snap.paidUnits}`);
+      }
+    }
+  });
+  for (const channel of local.node.channels()) guardFor(channel);
+  out.event({ event: 'ready', nodeId: local.keys.identity.nodeId, offer }, `provider ${local.keys.identity.nodeId} selling ${offer.serviceId} at ${offer.tariffMsatPerUnit} msat/${offer.unit}`);
+  await waitForSignal();
+  for (const { guard } of guards.values()) await guard.stop();
+  await local.close();
+  return 0;
+}
+
+function reportEvent(out: ReturnType<typeof emitter>, channel: OnewayChannel, event: ChannelEvent): void {
+  const base = { channelId: channel.id, role: channel.role };
+  switch (event.type) {
+    case 'payment':
+      // Per-payment lines only in JSON mode: a stream makes thousands.
+      if (out.json) out.event({ event: 'payment', ...base, number: event.number, amountMsat: event.amountMsat });
+      return;
+    case 'phase':
+      out.event({ event: 'phase', ...base, phase: event.phase }, `channel ${channel.id.slice(0, 16)}… ${event.phase}`);
+      return;
+    case 'closed':
+      out.event({ event: 'closed', ...base, outcome: event.outcome },
+        `channel ${channel.id.slice(0, 16)}… ${event.outcome.kind} in ${event.outcome.txid} (payee ${event.outcome.payeeValueSat} sat)`);
+      return;
+    case 'rejected':
+    case 'failed':
+      out.event({ event: event.type, ...base, code: event.code, message: event.message }, `channel ${channel.id.slice(0, 16)}… ${event.type}: ${event.code}`);
+      return;
+  }
+}
+
+function frameBytes(local: LocalNode): number {
+  const stats = (local.messenger.transport as MqttTransport).stats();
+  return stats.sent.frameBytes + stats.received.frameBytes;
+}
+
+async function pay(flags: Flags): Promise<number> {
+  const out = emitter(flags);
+  const providerId = required(flags, 'provider');
+  if (!isNodeId(providerId)) throw new UsageError('--provider expects a node id (66 hex characters)');
+  const units = bigintFlag(flags, 'units', 0n);
+  if (units <= 0n) throw new UsageError('--units must be positive');
+  const started = performance.now();
+  const local = await startLocalNode({
+    dataDir: required(flags, 'data-dir'),
+    brokerUrl: required(flags, 'broker'),
+    chainUrl: required(flags, 'chain'),
+    node: { payTimeoutMs: intFlag(flags, 'pay-timeout-ms', 60_000) },
+    log: logTo(out),
+  });
+  try {
+    local.node.onEvent((channel, event) => reportEvent(out, channel, event));
+    // Resume the live channel with this provider if there is one (after a restart), else open one.
+    let channel = local.node.channels().find((c) => c.role === 'payer' && c.peer === providerId && isLive(c.snapshot()));
+    if (channel) {
+      out.event({ event: 'resume', channelId: channel.id, phase: channel.phase, signedMsat: channel.signedMsat }, `resuming channel ${channel.id.slice(0, 16)}… (${channel.phase})`);
+      if (channel.phase !== 'closing') await channel.waitUntilOpen();
+    } else {
+      const offerTariff = await tariffOf(local, providerId);
+      const capacitySat = bigintFlag(flags, 'capacity-sat', ((units * offerTariff) / 1000n) * 11n / 10n + 10_000n);
+      out.event({ event: 'opening', provider: providerId, capacitySat }, `opening a ${capacitySat} sat channel to ${providerId.slice(0, 16)}…`);
+      channel = await local.node.open(providerId, { capacitySat, expiryBlocks: intFlag(flags, 'expiry-blocks', 144) });
+    }
+    const fundingTxid = channel.fundingTxid;
+    const service = channel.service;
+    const alreadyPaidUnits = channel.signedMsat / service.tariffMsatPerUnit;
+    const remaining = units > alreadyPaidUnits ? units - alreadyPaidUnits : 0n;
+    const bytesBefore = frameBytes(local);
+    const paymentsBefore = channel.payments;
+    let progress: StreamProgress | undefined;
+    let streamError: Error | undefined;
+    if (remaining > 0n && channel.phase === 'open') {
+      const window = service.creditWindowUnits;
+      const step = bigintFlag(flags, 'step', window >= 10n ? window / 10n : window > 1n ? window / 2n : 1n);
+      // Simulated consumption that, like a real provider's gate, only flows while it is paid for.
+      const meter = new SimulatedMeter({ unit: service.unit, unitsPerSecond: bigintFlag(flags, 'rate', 5n), paused: true });
+      const bar = new ProgressBar(process.stderr, remaining);
+      const stream = channel.stream(meter, { untilUnits: remaining, stepUnits: step, pollIntervalMs: 20 });
+      const gate = new CallbackGate({ onOpen: () => meter.resume(), onPause: () => meter.pause() });
+      const providerGate = startServiceGuard({ meter, gate, paidUnits: () => stream.progress().paidUnits, unit: service.unit, pollIntervalMs: 20 });
+      stream.onProgress((p) => {
+        providerGate.notifyPaid();
+        bar.update(p);
+      });
+      try {
+        progress = await stream.done;
+      } catch (error) {
+        streamError = error as Error;
+        progress = stream.progress();
+      }
+      await providerGate.stop();
+      bar.finish();
+      if (streamError) out.event({ event: 'stream-failed', message: streamError.message }, `payments stopped: ${streamError.message}`);
+    }
+    const streamPayments = Number(channel.payments - paymentsBefore);
+    const wireBytes = frameBytes(local) - bytesBefore;
+    let outcome;
+    if (!flags['no-close']) {
+      out.event({ event: 'closing', channelId: channel.id }, 'closing: asking the provider to settle (refund at expiry if it does not)');
+      outcome = await channel.close();
+    }
+    const summary = {
+      event: 'summary',
+      nodeId: local.keys.identity.nodeId,
+      channelId: channel.id,
+      fundingTxid,
+      capacitySat: channel.capacitySat,
+      expiryHeight: channel.expiryHeight,
+      unit: service.unit,
+      tariffMsatPerUnit: service.tariffMsatPerUnit,
+      consumedUnits: progress?.consumedUnits ?? 0n,
+      paidMsat: channel.paidMsat,
+      signedMsat: channel.signedMsat,
+      payments: channel.payments,
+      streamPayments,
+      wireBytesPerPayment: streamPayments > 0 ? Math.round(wireBytes / streamPayments) : 0,
+      outcome,
+      streamError: streamError?.message,
+      durationMs: Math.round(performance.now() - started),
+    };
+    out.event(summary, `paid ${channel.paidMsat} msat in ${channel.payments} payments; ${outcome ? `${outcome.kind} in ${outcome.txid}` : 'channel left open'}`);
+    return streamError && !outcome ? 1 : 0;
+  } finally {
+    await local.close();
+  }
+}
+
+async function tariffOf(local: LocalNode, providerId: string): Promise<bigint> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const offer = local.messenger.directory().get(providerId)?.announcement.services[0];
+    if (offer) return offer.tariffMsatPerUnit;
+    if (performance.now() > deadline) throw new Error('the provider announced no service');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function status(flags: Flags): Promise<number> {
+  const out = emitter(flags);
+  const dataDir = required(flags, 'data-dir');
+  const keys = await loadKeys(dataDir, { create: false });
+  const store = await LmdbStore.open({ path: join(dataDir, 'channels') });
+  const channels: Array<Record<string, unknown>> = [];
+  try {
+    for (const entry of await store.list(RECORD_PREFIX)) {
+      let r: OnewayRecord;
+      try {
+        r = decodeRecord(entry.value);
+      } catch (error) {
+        channels.push({ key: entry.key, error: (error as Error).message });
+        continue;
+      }
+      channels.push({
+        channelId: bytesToHex(r.channelId ?? r.tempChannelId),
+        role: r.role,
+        phase: r.phase,
+        peer: r.peer,
+        capacitySat: r.capacitySat,
+        expiryHeight: r.expiryHeight,
+        service: r.service,
+        payments: r.role === 'payer' ? r.acked.number : r.payment.number,
+        paidMsat: r.role === 'payer' ? r.acked.amountMsat : r.payment.amountMsat,
+        signedMsat: r.payment.amountMsat,
+        fundingTxid: r.fundingOutpoint?.txid,
+        outcome: r.outcome,
+        failure: r.failure,
+      });
+    }
+  } finally {
+    await store.close();
+  }
+  if (out.json) out.event({ event: 'status', nodeId: keys.identity.nodeId, channels });
+  else {
+    process.stdout.write(`node ${keys.identity.nodeId}: ${channels.length} channel(s)\n`);
+    for (const c of channels) {
+      process.stdout.write(`  ${String(c['channelId']).slice(0, 16)}… ${c['role']} ${c['phase']} paid ${c['paidMsat']} msat in ${c['payments']} payments, capacity ${c['capacitySat']} sat\n`);
+    }
+  }
+  return 0;
+}
+
+async function close(flags: Flags): Promise<number> {
+  const out = emitter(flags);
+  const local = await startLocalNode({
+    dataDir: required(flags, 'data-dir'),
+    brokerUrl: required(flags, 'broker'),
+    chainUrl: required(flags, 'chain'),
+    log: logTo(out),
+  });
+  try {
+    const wanted = flags['channel'];
+    const targets = local.node.channels().filter((c) => isLive(c.snapshot()) && (wanted === undefined || c.id === wanted));
+    if (targets.length === 0) throw new Error(wanted ? `no live channel ${String(wanted)}` : 'no live channel');
+    const outcomes = [];
+    for (const channel of targets) {
+      const outcome = await channel.close();
+      outcomes.push({ channelId: channel.id, outcome });
+      out.event({ event: 'closed', channelId: channel.id, outcome }, `${channel.id.slice(0, 16)}… ${outcome?.kind ?? 'abandoned'}`);
+    }
+    out.event({ event: 'summary', outcomes });
+    return 0;
+  } finally {
+    await local.close();
+  }
+}
+
+// Run when executed directly (the package bin or `tsx src/cli/main.ts`).
+if (process.argv[1] && /[\\/]cli[\\/]main\.(ts|js)$/.test(process.argv[1])) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error) => {
+      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
