@@ -17,7 +17,7 @@ import { p2wpkhOutput } from '../../src/onchain/script.js';
 import { FAST_TIMINGS } from './session-nodes.js';
 import type { BroadcastResult } from '../../src/chain/port.js';
 import type { Simnet } from '../../src/chain/simnet/index.js';
-import { startMqttMessenger } from '../../src/transport/mqtt/node.js';
+import { startMqttMessenger, type MqttMessengerOptions } from '../../src/transport/mqtt/node.js';
 
 export const OFFER: ServiceOffer = {
   serviceId: 'hotspot',
@@ -165,6 +165,8 @@ export async function startMqttParty(options: {
   store?: Store;
   offers?: ServiceOffer[];
   node?: Partial<OnewayNodeOptions>;
+  /** Session timings instead of MQTT_SESSION_TIMINGS (e.g. to let a session go stale quickly). */
+  session?: MqttMessengerOptions['session'];
 }): Promise<Party> {
   const { identity, signer } = seeded(options.seed);
   const store = options.store ?? new MemoryStore();
@@ -173,7 +175,7 @@ export async function startMqttParty(options: {
     identity,
     protocolVersion: options.protocolVersion ?? 4,
     reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
-    session: MQTT_SESSION_TIMINGS,
+    session: options.session ?? MQTT_SESSION_TIMINGS,
   });
   const wallet = walletFor(signer, options.chain);
   const node = await OnewayNode.start({

@@ -133,7 +133,11 @@ function tag(value: unknown): unknown {
   return value;
 }
 
-function untag(value: unknown): unknown {
+/** A real record nests three levels deep; anything far deeper is corrupt (and must not blow the stack). */
+const MAX_RECORD_DEPTH = 8;
+
+function untag(value: unknown, depth = 0): unknown {
+  if (depth > MAX_RECORD_DEPTH) throw corrupt('nested too deeply');
   if (typeof value === 'string') {
     const body = value.slice(2);
     if (value.startsWith('n:') && /^-?\d{1,40}$/.test(body)) return BigInt(body);
@@ -141,10 +145,10 @@ function untag(value: unknown): unknown {
     if (value.startsWith('s:')) return body;
     throw corrupt('bad tagged value');
   }
-  if (Array.isArray(value)) return value.map(untag);
+  if (Array.isArray(value)) return value.map((v) => untag(v, depth + 1));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = untag(v);
+    for (const [k, v] of Object.entries(value)) out[k] = untag(v, depth + 1);
     return out;
   }
   return value;
