@@ -219,14 +219,13 @@ export class OnewayNode {
         continue;
       }
       this.#nextKeyIndex = Math.max(this.#nextKeyIndex, record.fundingKeyIndex + 1);
-      const slot = this.#addSlot(record);
+      this.#addSlot(record);
       if (isLive(record)) {
         this.#restoredPeers.add(record.peer);
         if (record.role === 'payer' && record.fundingInputs && (record.phase === 'accepted' || record.phase === 'refund_held')) {
           this.#o.wallet?.reserve(record.fundingInputs.map((i) => i.outpoint));
         }
       }
-      void slot;
     }
     this.#unsubscribe.push(
       messenger.onMessage((peer, message) => this.#onMessage(peer, message)),
