@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { Simnet } from '../src/chain/simnet/index.js';
 import { serveSimnet } from '../src/chain/simnet/server.js';
 import { hexToBytes } from '../src/bytes.js';
+import { hashToTxid } from '../src/onchain/tx.js';
 import { startEmbeddedBroker } from '../src/transport/mqtt/broker.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -209,7 +210,7 @@ async function feeOf(simnet: Simnet, raw: Uint8Array): Promise<bigint> {
   const tx = Transaction.fromBuffer(Buffer.from(raw));
   let inSat = 0n;
   for (const input of tx.ins) {
-    const prev = await simnet.getTransaction(Buffer.from(input.hash).reverse().toString('hex'));
+    const prev = await simnet.getTransaction(hashToTxid(input.hash));
     if (!prev) return 0n;
     inSat += Transaction.fromBuffer(Buffer.from(prev.tx)).outs[input.index]!.value;
   }

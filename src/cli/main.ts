@@ -269,8 +269,8 @@ async function pay(flags: Flags): Promise<number> {
       out.event({ event: 'resume', channelId: channel.id, phase: channel.phase, signedMsat: channel.signedMsat }, `resuming channel ${channel.id.slice(0, 16)}… (${channel.phase})`);
       if (channel.phase !== 'closing') await channel.waitUntilOpen();
     } else {
-      const offerTariff = await tariffOf(local, providerId);
-      const capacitySat = bigintFlag(flags, 'capacity-sat', ((units * offerTariff) / 1000n) * 11n / 10n + 10_000n);
+      const offer = await local.node.offerOf(providerId);
+      const capacitySat = bigintFlag(flags, 'capacity-sat', ((units * offer.tariffMsatPerUnit) / 1000n) * 11n / 10n + 10_000n);
       out.event({ event: 'opening', provider: providerId, capacitySat }, `opening a ${capacitySat} sat channel to ${providerId.slice(0, 16)}…`);
       channel = await local.node.open(providerId, { capacitySat, expiryBlocks: intFlag(flags, 'expiry-blocks', 144) });
     }
@@ -335,16 +335,6 @@ async function pay(flags: Flags): Promise<number> {
     return streamError && !outcome ? 1 : 0;
   } finally {
     await local.close();
-  }
-}
-
-async function tariffOf(local: LocalNode, providerId: string): Promise<bigint> {
-  const deadline = performance.now() + 10_000;
-  for (;;) {
-    const offer = local.messenger.directory().get(providerId)?.announcement.services[0];
-    if (offer) return offer.tariffMsatPerUnit;
-    if (performance.now() > deadline) throw new Error('the provider announced no service');
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

@@ -69,6 +69,17 @@ export async function startParty(options: {
   const { identity, signer } = seeded(options.seed);
   const store = options.store ?? new MemoryStore();
   const messenger = await Messenger.start({ identity, transport: options.transport(identity), session: FAST_TIMINGS });
+  return withChannels(messenger, identity, signer, store, options);
+}
+
+/** The channel runtime on a started messenger (shared by the in-memory and MQTT parties). */
+async function withChannels(
+  messenger: Messenger,
+  identity: NodeIdentity,
+  signer: SoftwareSigner,
+  store: Store,
+  options: { chain: ChainWithCoins; offers?: ServiceOffer[]; node?: Partial<OnewayNodeOptions> },
+): Promise<Party> {
   const wallet = walletFor(signer, options.chain);
   const node = await OnewayNode.start({
     messenger,
@@ -177,17 +188,5 @@ export async function startMqttParty(options: {
     reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
     session: options.session ?? MQTT_SESSION_TIMINGS,
   });
-  const wallet = walletFor(signer, options.chain);
-  const node = await OnewayNode.start({
-    messenger,
-    chain: options.chain,
-    store,
-    signer,
-    wallet,
-    ...(options.offers ? { offers: options.offers } : {}),
-    payTimeoutMs: 20_000,
-    ...options.node,
-  });
-  if (options.offers) await messenger.announce(options.offers);
-  return { identity, signer, store, messenger, node, wallet };
+  return withChannels(messenger, identity, signer, store, options);
 }

@@ -163,7 +163,7 @@ export class OnewayNode {
     if (!this.#o.wallet) throw new TypeError('opening a channel needs a wallet');
     if (typeof params.capacitySat !== 'bigint' || params.capacitySat <= 0n) throw new RangeError('"capacitySat" expected a positive bigint');
     if (!Number.isInteger(params.expiryBlocks) || params.expiryBlocks < 1) throw new RangeError('"expiryBlocks" expected a positive integer');
-    const service = params.service ?? (await this.#offerOf(peer, params));
+    const service = params.service ?? (await this.offerOf(peer, params));
     const wallet = this.#o.wallet;
     const slot = await this.#serial(async () => {
       const tip = await this.#o.chain.tipHeight();
@@ -181,7 +181,7 @@ export class OnewayNode {
         payerFundingPubkey: await this.#o.signer.getPublicKey({ family: 'funding', index: fundingKeyIndex }),
         refundScript: await wallet.payoutScript(),
       });
-      const slot = this.#addSlot(step.record);
+      const slot = this.#addSlot(step.record, undefined);
       await this.#enqueue(slot, () => this.#execute(slot, step.effects));
       return slot;
     });
@@ -219,7 +219,7 @@ export class OnewayNode {
         continue;
       }
       this.#nextKeyIndex = Math.max(this.#nextKeyIndex, record.fundingKeyIndex + 1);
-      this.#addSlot(record);
+      this.#addSlot(record, record);
       if (isLive(record)) {
         this.#restoredPeers.add(record.peer);
         if (record.role === 'payer' && record.fundingInputs && (record.phase === 'accepted' || record.phase === 'refund_held')) {
@@ -249,8 +249,9 @@ export class OnewayNode {
     }
   }
 
-  #addSlot(record: OnewayRecord): ChannelSlot {
-    const slot: ChannelSlot = { record, durable: record, queue: Promise.resolve(), handle: undefined as unknown as OnewayChannel };
+  /** `durable`: the record as last committed; undefined for a new channel not stored yet. */
+  #addSlot(record: OnewayRecord, durable: OnewayRecord | undefined): ChannelSlot {
+    const slot: ChannelSlot = { record, durable, queue: Promise.resolve(), handle: undefined as unknown as OnewayChannel };
     slot.handle = new OnewayChannel(this, slot);
     this.#slots.set(bytesToHex(record.tempChannelId), slot);
     this.#index(slot);
@@ -383,8 +384,7 @@ export class OnewayNode {
     });
     if (!result.ok) return refuse(result.code, result.message);
     this.#nextKeyIndex++;
-    const slot = this.#addSlot(result.step.record);
-    slot.durable = undefined; // nothing stored yet
+    const slot = this.#addSlot(result.step.record, undefined);
     await this.#enqueue(slot, () => this.#execute(slot, result.step.effects));
   }
 
@@ -394,13 +394,17 @@ export class OnewayNode {
     return p2wpkhOutput(await this.#o.signer.getPublicKey({ family: 'wallet', index: 0 }));
   }
 
-  async #offerOf(peer: NodeId, params: OpenParams): Promise<ServiceTerms> {
+  /**
+   * The provider's announced terms for a service (its first, or `params.serviceId`), waiting up to
+   * `offerTimeoutMs` for its announcement; checks that `capacitySat`, if given, is within the offer.
+   */
+  async offerOf(peer: NodeId, params: Partial<Pick<OpenParams, 'capacitySat' | 'serviceId' | 'offerTimeoutMs'>> = {}): Promise<ServiceTerms> {
     const deadline = this.#clock.now() + (params.offerTimeoutMs ?? 10_000);
     for (;;) {
       const entry = this.#o.messenger.directory().get(peer);
       const offer = entry?.announcement.services.find((s) => params.serviceId === undefined || s.serviceId === params.serviceId);
       if (offer) {
-        if (params.capacitySat < offer.minCapacitySat || params.capacitySat > offer.maxCapacitySat) {
+        if (params.capacitySat !== undefined && (params.capacitySat < offer.minCapacitySat || params.capacitySat > offer.maxCapacitySat)) {
           throw new ChannelError('TERMS_REJECTED', `capacity must be within ${offer.minCapacitySat}..${offer.maxCapacitySat} sat`);
         }
         return { serviceId: offer.serviceId, unit: offer.unit, tariffMsatPerUnit: offer.tariffMsatPerUnit, creditWindowUnits: offer.creditWindowUnits };
