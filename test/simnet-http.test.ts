@@ -225,14 +225,14 @@ test('the server answers bad requests with an HTTP error and a JSON {error: {cod
   });
 });
 
-test('a server that is down or does not answer is CHAIN_UNREACHABLE', async () => {
+test('a server that is down is CHAIN_UNREACHABLE; one that does not answer is CHAIN_TIMEOUT', async () => {
   const server = await serveSimnet(new Simnet());
   await server.close();
   await rejectsWith(new SimnetClient(server.url).tipHeight(), 'CHAIN_UNREACHABLE');
 
   const silent = await fakeServer(() => {}); // accepts, never answers
   try {
-    await rejectsWith(new SimnetClient(silent.url, { timeoutMs: 200 }).tipHeight(), 'CHAIN_UNREACHABLE');
+    await rejectsWith(new SimnetClient(silent.url, { timeoutMs: 200 }).tipHeight(), 'CHAIN_TIMEOUT');
   } finally {
     await silent.close();
   }

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Transaction } from 'bitcoinjs-lib';
+import { Block, Transaction } from 'bitcoinjs-lib';
 import { Simnet, type BroadcastResult, type ChainEvent, type OutPoint } from '../src/chain/simnet/index.js';
 import { hexToBytes, reverseBytes } from '../src/bytes.js';
 import { SoftwareSigner } from '../src/signer/software.js';
@@ -370,6 +370,7 @@ test('a listener may broadcast re-entrantly; events stay in chain order', async 
   chain.watchOutpoint(coin);
   chain.watchOutpoint(next);
   chain.subscribe((e) => {
+    if (e.type === 'reorg') throw new Error('no reorg here');
     log.push(e.type === 'block' ? `block ${e.height}` : `spent ${e.outpoint.txid === coin.txid ? 'coin' : 'next'} ${e.spend.blockHeight}`);
     // React to the first confirmation by broadcasting another tx (as a channel would).
     if (e.type === 'spent' && e.spend.blockHeight !== undefined && e.outpoint.txid === coin.txid) void chain.broadcast(pending);
@@ -394,4 +395,92 @@ test('deterministic: the same actions give the same block hashes', async () => {
   const noMinFee = new Simnet({ minRelayFeeSatPerKvB: 0n });
   const coin = await noMinFee.faucetToPubkey(pub0, 100_000n);
   accepted(await noMinFee.broadcast(await spend([{ outpoint: coin, valueSat: 100_000n }], [{ script: script1, valueSat: 100_000n }])));
+});
+
+test('blocks are real serialisations: header hash, merkle root, witness commitment, coinbase first', async () => {
+  const chain = new Simnet();
+  const coin = await chain.faucetToPubkey(pub0, 100_000n);
+  const txid = accepted(await chain.broadcast(await simpleSpend(coin)));
+  const [hash] = await chain.mine(1);
+  const raw = chain.rawBlock(hash!)!;
+  assert.deepEqual(chain.rawBlock(2), raw);
+  const block = Block.fromBuffer(raw);
+  assert.equal(block.getId(), hash);
+  assert.ok(block.checkTxRoots(), 'merkle root and witness commitment');
+  assert.equal(block.transactions![0]!.getId(), chain.getBlock(2)!.coinbaseTxid);
+  assert.ok(block.transactions![0]!.isCoinbase());
+  assert.deepEqual(block.transactions!.slice(1).map((t) => t.getId()), [txid]);
+  assert.equal(chain.getBlockByHash(hash!)?.height, 2);
+  assert.equal(Block.fromBuffer(chain.rawBlock(0)!).getId(), chain.getBlock(0)!.hash);
+  assert.equal(chain.rawBlock('00'.repeat(32)), undefined);
+});
+
+test('mined coinbases pay the regtest subsidy and need 100 confirmations (faucet coins do not)', async () => {
+  const chain = new Simnet();
+  await chain.mine(1, { coinbaseScript: script0 });
+  const cb = chain.getBlock(1)!.coinbaseTxid;
+  assert.ok(chain.isMinedCoinbase(cb));
+  const [utxo] = chain.utxosForScript(script0);
+  assert.deepEqual(utxo, { outpoint: { txid: cb, vout: 0 }, output: { valueSat: 5_000_000_000n, script: script0 }, blockHeight: 1, confirmations: 1, coinbase: true });
+  const spendCoinbase = () => spend([{ outpoint: { txid: cb, vout: 0 }, valueSat: 5_000_000_000n }], [{ script: script1, valueSat: 4_999_990_000n }]);
+  await chain.mine(98);
+  const premature = rejected(await chain.broadcast(await spendCoinbase()));
+  assert.deepEqual([premature.code, premature.reason], ['other', 'bad-txns-premature-spend-of-coinbase']);
+  await chain.mine(1); // the spend would confirm at height 101: 100 blocks after the coinbase's
+  accepted(await chain.broadcast(await spendCoinbase()));
+  const faucet = await chain.faucetToPubkey(pub0, 100_000n);
+  assert.equal(chain.isMinedCoinbase(faucet.txid), false);
+  accepted(await chain.broadcast(await simpleSpend(faucet)));
+  // Halving every 150 blocks on regtest.
+  await chain.mine(150 - (await chain.tipHeight()) + 1, { coinbaseScript: script1 });
+  assert.equal((await chain.getUtxo({ txid: chain.getBlock(150)!.coinbaseTxid, vout: 0 }))?.output.valueSat, 2_500_000_000n);
+});
+
+test('invalidateBlock undoes blocks (coins created and spent inside them too) and returns their transactions to the mempool', async () => {
+  const chain = new Simnet();
+  const coin = await chain.faucetToPubkey(pub0, 100_000n);
+  const parent = await spend([{ outpoint: coin, valueSat: 100_000n }], [{ script: script0, valueSat: 99_000n }]);
+  const parentId = accepted(await chain.broadcast(parent));
+  const child = await spend([{ outpoint: { txid: parentId, vout: 0 }, valueSat: 99_000n }], [{ script: script1, valueSat: 98_000n }]);
+  const childId = accepted(await chain.broadcast(child));
+  const [h2, h3] = await chain.mine(2);
+  const events: ChainEvent[] = [];
+  chain.watchOutpoint(coin);
+  chain.subscribe((e) => events.push(e));
+  chain.invalidateBlock(h2!);
+  assert.equal(await chain.tipHeight(), 1);
+  assert.deepEqual(events, [
+    { type: 'reorg', forkHeight: 1, disconnected: [{ height: 3, hash: h3 }, { height: 2, hash: h2 }] },
+    { type: 'spent', outpoint: coin, spend: { txid: parentId, inputIndex: 0, blockHeight: undefined } },
+  ]);
+  assert.deepEqual(chain.mempool(), [parentId, childId]);
+  assert.deepEqual(await chain.getTransaction(parentId), { tx: parent, blockHeight: undefined, confirmations: 0 });
+  assert.equal(chain.getBlockByHash(h2!), undefined);
+  // Evicting the parent takes its child with it; the coin is unspent again.
+  assert.deepEqual(chain.evict(parentId), [parentId, childId]);
+  assert.deepEqual(chain.mempool(), []);
+  assert.equal((await chain.getUtxo(coin))?.confirmations, 1);
+  assert.equal(await chain.getSpend(coin), undefined);
+  assert.deepEqual(chain.evict(parentId), []);
+  // The new chain has new hashes at the same heights.
+  const [n2] = await chain.mine(1);
+  assert.notEqual(n2, h2);
+  accepted(await chain.broadcast(parent));
+  await chain.mine(1);
+  assert.deepEqual(await chain.getSpend(coin), { txid: parentId, inputIndex: 0, blockHeight: 3 });
+  assert.throws(() => chain.invalidateBlock(chain.getBlock(0)!.hash), RangeError);
+  assert.throws(() => chain.invalidateBlock('11'.repeat(32)), RangeError);
+});
+
+test('after invalidateBlock, a transaction that is no longer final is dropped, as Core drops it', async () => {
+  const chain = new Simnet();
+  const coin = await chain.faucetToPubkey(pub0, 100_000n);
+  await chain.mine(4);
+  const tip = await chain.tipHeight();
+  const timelocked = await spend([{ outpoint: coin, valueSat: 100_000n, sequence: 0xfffffffe }], [{ script: script1, valueSat: 99_000n }], { locktime: tip });
+  const id = accepted(await chain.broadcast(timelocked));
+  await chain.mine(1);
+  chain.invalidateBlock(chain.getBlock(tip - 1)!.hash);
+  assert.equal(await chain.getTransaction(id), undefined);
+  assert.deepEqual(chain.mempool(), []);
 });

@@ -9,10 +9,19 @@
  *   - a confirmed spend comes before the 'block' event of its height, as the Simnet orders them.
  * The first poll only takes the tip as a baseline: blocks mined before it produce no events.
  *
+ *   - a reorganisation (the hash at a height we reported changed, or the tip went down) gives one
+ *     'reorg' event naming the fork height and the disconnected blocks, then 'block' events for the
+ *     new chain; watched spends confirmed above the fork are polled again and reported as they now
+ *     stand (back in the mempool, confirmed elsewhere, or not reported at all if they vanished: the
+ *     'reorg' event tells consumers to re-check).
+ * Every poll checks the hash of the last reported block (one extra request) so that a replacement at
+ * the same height is seen too. The hashes of the last `maxReorgDepth` blocks are kept; a deeper
+ * reorganisation is reported to onError as CHAIN_REORG_TOO_DEEP and handled as a reorg back to the
+ * oldest block kept, so consumers still re-check.
+ *
  * Differences from the in-process Simnet, by necessity: events arrive up to one interval late, and a
  * spend that happened before watchOutpoint is reported too (a poller cannot tell when it happened, and
- * a late report is what a restarted watcher needs). Reorgs are not handled: a lower tip only moves the
- * baseline down, and a confirmed spend is not polled again.
+ * a late report is what a restarted watcher needs).
  *
  * @example
  * const poller = new ChainPoller(chain, { intervalMs: 1000, onError: (e) => log.warn(e) });
@@ -22,6 +31,7 @@
  */
 import type { ChainEvent, OutPoint, SpendInfo } from './port.js';
 import { systemClock, type Clock } from '../clock.js';
+import { ChainClientError } from './errors.js';
 
 /** The request/response part of a chain a ChainPoller needs. */
 export interface PollableChain {
@@ -29,6 +39,14 @@ export interface PollableChain {
   /** Display hex of the block at `height` (which is at most the last tipHeight answer). */
   blockHash(height: number): Promise<string>;
   getSpend(outpoint: OutPoint): Promise<SpendInfo | undefined>;
+  /**
+   * Optional: called for each new block of the best chain, in ascending order, before the watched
+   * outpoints are polled (a block-scanning adapter indexes that block's spends here). May be called
+   * again for the same block if a poll fails and is retried, so it must be idempotent.
+   */
+  connectBlock?(height: number, hash: string): Promise<void>;
+  /** Optional: called for each block a reorganisation removes, highest first, before connectBlock of the new ones. */
+  disconnectBlock?(height: number, hash: string): Promise<void>;
 }
 
 export interface ChainPollerOptions {
@@ -37,6 +55,10 @@ export interface ChainPollerOptions {
   intervalMs?: number;
   /** Failed polls (retried at the next interval) and listener exceptions; never rethrown. */
   onError?: (error: unknown) => void;
+  /** While more than one new block is processed in a poll: after each one. */
+  onProgress?: (progress: { height: number; tipHeight: number }) => void;
+  /** How many recent block hashes to keep for finding a fork; default 100. */
+  maxReorgDepth?: number;
 }
 
 interface Watch {
@@ -57,6 +79,10 @@ export class ChainPoller {
   readonly #clock: Clock;
   readonly #intervalMs: number;
   readonly #onError: (error: unknown) => void;
+  readonly #onProgress: ((progress: { height: number; tipHeight: number }) => void) | undefined;
+  readonly #maxReorgDepth: number;
+  /** Hashes of the last reported blocks, by height (at most maxReorgDepth of them). */
+  readonly #hashes = new Map<number, string>();
   readonly #listeners = new Set<(event: ChainEvent) => void>();
   readonly #watched = new Map<string, Watch>();
   /** Height of the last block reported (or of the baseline); undefined before the first poll. */
@@ -74,6 +100,15 @@ export class ChainPoller {
     this.#clock = options.clock ?? systemClock;
     this.#intervalMs = intervalMs;
     this.#onError = options.onError ?? (() => {});
+    this.#onProgress = options.onProgress;
+    const depth = options.maxReorgDepth ?? 100;
+    if (!Number.isSafeInteger(depth) || depth < 1) throw new RangeError('"maxReorgDepth" expected an integer >= 1');
+    this.#maxReorgDepth = depth;
+  }
+
+  /** Height of the last block reported (or of the baseline); undefined before the first poll. */
+  get height(): number | undefined {
+    return this.#height;
   }
 
   /** Report spends of this outpoint from the next poll on. */
@@ -125,30 +160,85 @@ export class ChainPoller {
   }
 
   async #pollOnce(): Promise<void> {
-    // Read everything first and change no state until all reads succeed, so a failed poll loses nothing.
+    // Read everything first and change no state of ours until all reads succeed, so a failed poll
+    // loses nothing (the adapter's connect/disconnect hooks are idempotent for the same reason).
     const tip = await this.#chain.tipHeight();
     if (!Number.isSafeInteger(tip) || tip < 0) throw new RangeError(`chain tipHeight returned ${String(tip)}`);
-    const from = this.#height ?? tip;
-    const pending: Pending[] = [];
-    for (let height = from + 1; height <= tip; height++) {
-      pending.push({ height, rank: 1, event: { type: 'block', height, hash: await this.#chain.blockHash(height) } });
+    if (this.#height === undefined) {
+      const hash = await this.#chain.blockHash(tip);
+      this.#height = tip;
+      this.#hashes.set(tip, hash);
+      return; // the baseline: nothing to report
     }
+
+    // Find the fork: the highest height at or below both tips whose hash we reported and still see.
+    const seen = new Map<number, string>();
+    let fork = Math.min(this.#height, tip);
+    let tooDeep = false;
+    for (;;) {
+      const known = this.#hashes.get(fork);
+      if (known === undefined) {
+        tooDeep = true;
+        break;
+      }
+      const hash = await this.#chain.blockHash(fork);
+      if (hash === known) break;
+      seen.set(fork, hash);
+      if (fork === 0) {
+        tooDeep = true;
+        break;
+      }
+      fork--;
+    }
+    if (tooDeep) fork = Math.min(...this.#hashes.keys()) - 1;
+    const disconnected = [...this.#hashes.entries()].filter(([h]) => h > fork).sort((x, y) => y[0] - x[0]).map(([height, hash]) => ({ height, hash }));
+
+    const connected: Array<{ height: number; hash: string }> = [];
+    for (let height = fork + 1; height <= tip; height++) {
+      connected.push({ height, hash: seen.get(height) ?? (await this.#chain.blockHash(height)) });
+    }
+    for (const block of disconnected) await this.#chain.disconnectBlock?.(block.height, block.hash);
+    for (const block of connected) {
+      await this.#chain.connectBlock?.(block.height, block.hash);
+      if (connected.length > 1) this.#progress(block.height, tip);
+    }
+
+    const pending: Pending[] = connected.map(({ height, hash }) => ({ height, rank: 1, event: { type: 'block', height, hash } }));
     const updates: Array<[Watch, SpendInfo | undefined]> = [];
     for (const watch of [...this.#watched.values()]) {
-      if (watch.reported?.blockHeight !== undefined) continue; // confirmed: final (no reorgs)
+      const confirmed = watch.reported?.blockHeight;
+      if (confirmed !== undefined && confirmed <= fork) continue; // confirmed below any reorg: final
       const spend = await this.#chain.getSpend(watch.outpoint);
       updates.push([watch, spend]);
-      if (!spend || (watch.reported && sameSpend(watch.reported, spend))) continue;
+      // After a reorg above its confirmation, a spend is reported again even if it looks the same.
+      const stale = confirmed !== undefined && confirmed > fork;
+      if (!spend || (!stale && watch.reported && sameSpend(watch.reported, spend))) continue;
       // An unconfirmed spend sorts after every block of this poll.
       const height = spend.blockHeight ?? Infinity;
       pending.push({ height, rank: 0, event: { type: 'spent', outpoint: { ...watch.outpoint }, spend: { ...spend } } });
     }
 
+    // Commit: our view moves to the new chain.
+    for (const { height } of disconnected) this.#hashes.delete(height);
+    for (const { height, hash } of connected) this.#hashes.set(height, hash);
+    for (const height of this.#hashes.keys()) if (height <= tip - this.#maxReorgDepth) this.#hashes.delete(height);
     this.#height = tip;
     // A vanished mempool spend is forgotten, so a later spend is reported afresh.
     for (const [watch, spend] of updates) watch.reported = spend;
+    if (tooDeep) {
+      this.#report(new ChainClientError('CHAIN_REORG_TOO_DEEP', `reorganisation deeper than the ${this.#maxReorgDepth} blocks kept; treated as a fork at ${fork}`));
+    }
+    if (disconnected.length > 0) this.#deliver({ type: 'reorg', forkHeight: fork, disconnected });
     pending.sort((a, b) => a.height - b.height || a.rank - b.rank);
     for (const { event } of pending) this.#deliver(event);
+  }
+
+  #progress(height: number, tipHeight: number): void {
+    try {
+      this.#onProgress?.({ height, tipHeight });
+    } catch (e) {
+      this.#report(e);
+    }
   }
 
   #deliver(event: ChainEvent): void {

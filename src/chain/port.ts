@@ -63,6 +63,13 @@ export interface SpendInfo {
 
 export type ChainEvent =
   | { type: 'block'; height: number; hash: string }
+  /**
+   * A reorganisation: the blocks above `forkHeight` (listed in `disconnected`, highest first) are no
+   * longer in the best chain. Whatever was seen confirmed above forkHeight may be back in the mempool
+   * or gone: re-check it (getSpend, getUtxo, getTransaction). 'block' events for the new chain's
+   * blocks follow, from forkHeight + 1 up, and watched spends are reported again as they now stand.
+   */
+  | { type: 'reorg'; forkHeight: number; disconnected: Array<{ height: number; hash: string }> }
   /** A watched outpoint was spent: seen in the mempool (blockHeight undefined) and again when confirmed. */
   | { type: 'spent'; outpoint: OutPoint; spend: SpendInfo };
 

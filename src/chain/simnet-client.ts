@@ -18,6 +18,8 @@ import type {
   BroadcastResult, ChainEvent, ChainSource, OutPoint, RejectCode, SpendInfo, TxStatus, UtxoStatus,
 } from './port.js';
 import { ChainPoller } from './poller.js';
+import { ChainClientError, badResponse } from './errors.js';
+import { httpRequest } from './http.js';
 import type { Clock } from '../clock.js';
 import { bytesToHex, hexToBytes } from '../bytes.js';
 import { p2wpkhOutput } from '../onchain/script.js';
@@ -33,30 +35,7 @@ export interface SimnetClientOptions {
   onError?: (error: unknown) => void;
 }
 
-/**
- * What went wrong talking to the chain, and what to do:
- * - CHAIN_UNREACHABLE: no answer (refused, reset, timed out). Retry later; the request may have taken
- *   effect (a repeated broadcast then answers txn-already-in-mempool or txn-already-known).
- * - CHAIN_HTTP_ERROR: the server refused the request (`status`, and its error code in `remoteCode`);
- *   a 400 means the arguments were refused (e.g. a faucet amount above 21e6 BTC). Do not retry as is.
- * - CHAIN_BAD_RESPONSE: the answer is not what a simnet server sends (wrong URL or a broken server).
- */
-export type ChainClientErrorCode = 'CHAIN_UNREACHABLE' | 'CHAIN_BAD_RESPONSE' | 'CHAIN_HTTP_ERROR';
-
-export class ChainClientError extends Error {
-  override readonly name = 'ChainClientError';
-  readonly status: number | undefined;
-  readonly remoteCode: string | undefined;
-  constructor(
-    readonly code: ChainClientErrorCode,
-    message: string,
-    details: { status?: number; remoteCode?: string; cause?: unknown } = {},
-  ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.status = details.status;
-    this.remoteCode = details.remoteCode;
-  }
-}
+export { ChainClientError, type ChainClientErrorCode } from './errors.js';
 
 /** Generous for utxosForScript of a busy script; more is not a simnet answer. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -184,12 +163,14 @@ export class SimnetClient implements ChainSource {
     return this.faucet(p2wpkhOutput(pubkey), valueSat);
   }
 
-  async utxosForScript(script: Uint8Array): Promise<Array<UtxoStatus & { outpoint: OutPoint }>> {
+  async utxosForScript(script: Uint8Array): Promise<Array<UtxoStatus & { outpoint: OutPoint; coinbase: boolean }>> {
     if (!(script instanceof Uint8Array)) throw new TypeError('"script" expected a Uint8Array');
     const list = array(await this.#call('utxosForScript', { scriptHex: bytesToHex(script) }), 'utxosForScript');
     return list.map((u, i) => {
       const path = `utxosForScript[${i}]`;
-      return { outpoint: outpoint(object(u, path).outpoint, `${path}.outpoint`), ...utxoStatus(u, path) };
+      const o = object(u, path);
+      if (typeof o.coinbase !== 'boolean') throw badResponse(`${path}.coinbase`, 'a boolean');
+      return { outpoint: outpoint(o.outpoint, `${path}.outpoint`), ...utxoStatus(u, path), coinbase: o.coinbase };
     });
   }
 
@@ -220,29 +201,23 @@ export class SimnetClient implements ChainSource {
   }
 
   async #call(method: string, body: Record<string, unknown>): Promise<unknown> {
-    const signal = AbortSignal.timeout(this.#timeoutMs);
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(`${this.#base}/${method}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        redirect: 'error',
-        signal,
-      });
-      text = await readLimited(res, method);
-    } catch (e) {
-      if (e instanceof ChainClientError) throw e;
-      throw new ChainClientError('CHAIN_UNREACHABLE', `${method}: ${this.#base} unreachable: ${describe(e)}`, { cause: e });
-    }
+    const res = await httpRequest({
+      url: `${this.#base}/${method}`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      timeoutMs: this.#timeoutMs,
+      maxResponseBytes: MAX_RESPONSE_BYTES,
+      what: method,
+    });
+    const text = res.text();
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       json = undefined;
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       const error = isObject(json) && isObject(json.error) ? json.error : {};
       const remoteCode = typeof error.code === 'string' ? error.code.slice(0, 100) : undefined;
       const detail = typeof error.message === 'string' ? `: ${error.message.slice(0, 500)}` : '';
@@ -254,35 +229,6 @@ export class SimnetClient implements ChainSource {
     if (!isObject(json) || !Object.hasOwn(json, 'result')) throw badResponse(method, 'a JSON object with "result"');
     return json.result;
   }
-}
-
-async function readLimited(res: Response, method: string): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? 0);
-  if (declared > MAX_RESPONSE_BYTES) {
-    await res.body?.cancel();
-    throw badResponse(method, `at most ${MAX_RESPONSE_BYTES} bytes`);
-  }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder('utf-8', { fatal: false });
-  let size = 0;
-  let text = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > MAX_RESPONSE_BYTES) {
-      await reader.cancel();
-      throw badResponse(method, `at most ${MAX_RESPONSE_BYTES} bytes`);
-    }
-    text += decoder.decode(value, { stream: true });
-  }
-  return text + decoder.decode();
-}
-
-function describe(e: unknown): string {
-  const cause = e instanceof Error && e.cause instanceof Error ? ` (${e.cause.message})` : '';
-  return e instanceof Error ? `${e.name}: ${e.message}${cause}` : String(e);
 }
 
 // ---- Arguments (programmer misuse: TypeError/RangeError, as the Simnet) ------------------------------
@@ -300,10 +246,6 @@ function outpointArg(value: OutPoint): OutPoint {
 }
 
 // ---- Response fields (untrusted: CHAIN_BAD_RESPONSE) ----------------------------------------------
-
-function badResponse(path: string, expected: string): ChainClientError {
-  return new ChainClientError('CHAIN_BAD_RESPONSE', `${path}: expected ${expected}`);
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -21,7 +21,7 @@
  *   estimateFeeratePerKw   {targetBlocks}                         decimal string (sat per 1000 weight)
  *   mine                   {count?} (default 1, at most 1000)     [hash, …]
  *   faucet                 {scriptHex, valueSat}                  {txid, vout}
- *   utxosForScript         {scriptHex}                            [{outpoint, output, blockHeight, confirmations}, …]
+ *   utxosForScript         {scriptHex}                            [{outpoint, output, blockHeight, confirmations, coinbase}, …]
  *   mempool                {}                                     [txid, …] (parents first)
  *
  * @example
@@ -266,7 +266,7 @@ function encodeUtxo(utxo: UtxoStatus | undefined): unknown {
 }
 
 function encodeSimnetUtxo(utxo: SimnetUtxo): unknown {
-  return { outpoint: utxo.outpoint, ...(encodeUtxo(utxo) as object) };
+  return { outpoint: utxo.outpoint, ...(encodeUtxo(utxo) as object), coinbase: utxo.coinbase };
 }
 
 function encodeSpend(spend: SpendInfo | undefined): unknown {

@@ -17,18 +17,25 @@
  *   8. scripts under standard flags ('mandatory-script-verify-flag-failed (<Core's message>)').
  * Reasons are Core's bare reject reasons, without Core's ", <debug detail>" suffix.
  *
- * Simplifications (deliberate): blocks have no coinbase/subsidy; faucet coins are coinbase-shaped but
- * exempt from coinbase maturity; sigop cost does not enter vsize; no mempool size limit or eviction;
- * a tx with the same txid as a mempool tx is 'txn-already-in-mempool' even if its witness differs.
- * Reorgs are left to the chain-backends issue; every block already keeps its txids and the coins it
- * spent (undo data) so invalidating a block can be added.
+ * Blocks are real serialisations (rawBlock): an 80-byte header whose double SHA-256 is the block hash
+ * (regtest bits, no proof of work), a coinbase first (BIP 34 height, BIP 141 witness commitment, and
+ * the regtest subsidy when mine() is given a coinbaseScript; such outputs need 100 confirmations,
+ * 'bad-txns-premature-spend-of-coinbase'), then the block's transactions.
+ *
+ * Reorgs: invalidateBlock(hash) disconnects a block and every later one, as Core's invalidateblock;
+ * their transactions go back to the mempool when still acceptable, and a 'reorg' event is emitted.
+ * evict(txid) drops a mempool transaction and its descendants (a conflicting spend that won elsewhere).
+ *
+ * Simplifications (deliberate): faucet coins are coinbase-shaped but exempt from coinbase maturity and
+ * sit after the block's coinbase; coinbases take no fees; sigop cost does not enter vsize; no mempool
+ * size limit or eviction; a tx with the same txid as a mempool tx is 'txn-already-in-mempool' even if
+ * its witness differs.
  */
-import { Transaction } from 'bitcoinjs-lib';
+import { Block, Transaction } from 'bitcoinjs-lib';
 import type {
   BroadcastResult, ChainEvent, ChainSource, OutPoint, RejectCode, SpendInfo, TxOut, TxStatus, UtxoStatus,
 } from '../port.js';
 import { bytesToHex, concatBytes, hexToBytes, reverseBytes } from '../../bytes.js';
-import { sha256 } from '../../crypto/hash.js';
 import { MAX_MONEY_SAT, sat } from '../../amounts.js';
 import { compileScript, dustThresholdSat, p2wpkhOutput, scriptNumber, witnessVersion } from '../../onchain/script.js';
 import { hashToTxid } from '../../onchain/tx.js';
@@ -51,6 +58,12 @@ const MIN_STANDARD_TX_NONWITNESS_SIZE = 65;
 // Core 28 also relays version 3 (TRUC), but only under TRUC's extra rules, which simnet does not model.
 const TX_MAX_STANDARD_VERSION = 2;
 const MAX_LISTENER_ERRORS = 100;
+const COINBASE_MATURITY = 100;
+const REGTEST_HALVING_INTERVAL = 150;
+const INITIAL_SUBSIDY_SAT = 50n * 100_000_000n;
+const REGTEST_BITS = 0x207fffff;
+const BLOCK_VERSION = 0x20000000;
+const COINBASE_TAG = new TextEncoder().encode('/trickle-simnet/');
 
 export interface SimnetOptions {
   /** Timestamp of the genesis block; block h is stamped startTime + 600*h. Must be >= 500000000. */
@@ -68,16 +81,27 @@ export interface SimnetBlock {
   prevHash: string;
   time: number;
   medianTimePast: number;
+  /** The block's transactions after its coinbase. */
   txids: string[];
+  coinbaseTxid: string;
 }
 
 export interface SimnetUtxo extends UtxoStatus {
   outpoint: OutPoint;
+  /** A mined coinbase output, spendable only at 100 confirmations (faucet coins are not). */
+  coinbase: boolean;
+}
+
+export interface MineOptions {
+  /** Pay each block's subsidy (regtest schedule: 50 BTC, halving every 150 blocks) to this script. */
+  coinbaseScript?: Uint8Array;
 }
 
 interface Coin {
   output: TxOut;
   height: number;
+  /** Mined coinbase output: subject to coinbase maturity. */
+  coinbase: boolean;
 }
 
 interface TxEntry {
@@ -93,8 +117,11 @@ interface BlockRecord {
   hash: string;
   prevHash: string;
   time: number;
+  /** The block's transactions, coinbase first. */
   txids: string[];
-  /** Undo data for a future invalidateBlock: the confirmed coins this block spent. */
+  /** The serialised 80-byte header (its double SHA-256 is the hash). */
+  header: Uint8Array;
+  /** Undo data for invalidateBlock: the confirmed coins this block spent. */
   spentCoins: Array<{ key: string; coin: Coin }>;
 }
 
@@ -119,6 +146,9 @@ export class Simnet implements ChainSource {
   #draining = false;
   readonly #listenerErrors: unknown[] = [];
   #faucetCounter = 0;
+  /** Makes every coinbase (so every block) unique, even at a height mined again after a reorg. */
+  #blockCounter = 0;
+  readonly #blockHeights = new Map<string, number>();
 
   constructor(options: SimnetOptions = {}) {
     const startTime = options.startTime ?? DEFAULT_START_TIME;
@@ -132,7 +162,7 @@ export class Simnet implements ChainSource {
     this.#startTime = startTime;
     this.#feeratePerKw = feerate;
     this.#minRelayFeeSatPerKvB = minRelay;
-    this.#connectBlock([]); // genesis, height 0
+    this.#connectBlock([], undefined); // genesis, height 0
   }
 
   // ---- ChainSource -------------------------------------------------------------------------------
@@ -217,11 +247,15 @@ export class Simnet implements ChainSource {
    * Mine `count` blocks. Each block confirms the whole mempool as it is at that moment (so the first
    * block takes everything; later ones take whatever listeners broadcast meanwhile). Returns block hashes.
    */
-  async mine(count = 1): Promise<string[]> {
+  async mine(count = 1, options: MineOptions = {}): Promise<string[]> {
     if (!Number.isSafeInteger(count) || count < 0) throw new RangeError('"count" expected an integer >= 0');
+    const coinbaseScript = options.coinbaseScript;
+    if (coinbaseScript !== undefined && (!(coinbaseScript instanceof Uint8Array) || isUnspendable(coinbaseScript))) {
+      throw new TypeError('"coinbaseScript" expected a spendable output script');
+    }
     const hashes: string[] = [];
     for (let i = 0; i < count; i++) {
-      hashes.push(this.#connectBlock([...this.#mempool.values()]).hash);
+      hashes.push(this.#connectBlock([...this.#mempool.values()], coinbaseScript).hash);
       this.#flush();
     }
     return hashes;
@@ -245,7 +279,7 @@ export class Simnet implements ChainSource {
     const txid = tx.getId();
     const entry: TxEntry = { raw: tx.toBuffer(), tx, txid, height: undefined };
     this.#txs.set(txid, entry);
-    this.#connectBlock([entry]);
+    this.#connectBlock([entry], undefined);
     this.#flush();
     return { txid, vout: 0 };
   }
@@ -271,7 +305,115 @@ export class Simnet implements ChainSource {
   getBlock(height: number): SimnetBlock | undefined {
     const b = this.#blocks[height];
     if (!Number.isSafeInteger(height) || !b) return undefined;
-    return { height, hash: b.hash, prevHash: b.prevHash, time: b.time, medianTimePast: this.medianTimePast(height), txids: [...b.txids] };
+    return {
+      height, hash: b.hash, prevHash: b.prevHash, time: b.time, medianTimePast: this.medianTimePast(height),
+      txids: b.txids.slice(1), coinbaseTxid: b.txids[0]!,
+    };
+  }
+
+  /** A block of the best chain by its hash (display hex). */
+  getBlockByHash(hash: string): SimnetBlock | undefined {
+    const height = typeof hash === 'string' ? this.#blockHeights.get(hash.toLowerCase()) : undefined;
+    return height === undefined ? undefined : this.getBlock(height);
+  }
+
+  /** The serialised block (header, then coinbase and transactions with witnesses) of the best chain. */
+  rawBlock(hashOrHeight: string | number): Uint8Array | undefined {
+    const height = typeof hashOrHeight === 'number' ? hashOrHeight : this.#blockHeights.get(String(hashOrHeight).toLowerCase());
+    const b = height === undefined ? undefined : this.#blocks[height];
+    if (!b) return undefined;
+    const txs = b.txids.map((t) => this.#txs.get(t)!.raw);
+    return concatBytes(b.header, compactSize(txs.length), ...txs);
+  }
+
+  /** True for a coinbase of a mined block (subject to maturity); false for faucet transactions. */
+  isMinedCoinbase(txid: string): boolean {
+    const entry = this.#txs.get(normaliseTxid(txid));
+    return entry !== undefined && entry.height !== undefined && this.#blocks[entry.height]?.txids[0] === entry.txid;
+  }
+
+  /**
+   * Disconnect the block `hash` and every block after it, as Core's invalidateblock (a reorganisation
+   * once new blocks are mined). Their transactions return to the mempool if still acceptable, in chain
+   * order; coinbases and whatever no longer fits are dropped. Emits one 'reorg' event, then a mempool
+   * 'spent' event for each watched outpoint whose spend went back to the mempool.
+   */
+  invalidateBlock(hash: string): void {
+    const height = this.#blockHeights.get(normaliseTxid(hash));
+    if (height === undefined) throw new RangeError('"hash" is not a block of the best chain');
+    if (height === 0) throw new RangeError('the genesis block cannot be invalidated');
+    const disconnected: Array<{ height: number; hash: string }> = [];
+    const returning: TxEntry[][] = [];
+    for (let h = this.#tip(); h >= height; h--) {
+      const block = this.#blocks.pop()!;
+      this.#blockHeights.delete(block.hash);
+      disconnected.push({ height: h, hash: block.hash });
+      // Restore what the block spent, then remove what it created (which also removes the coins it
+      // both created and spent).
+      for (const { key, coin } of block.spentCoins) {
+        this.#coins.set(key, coin);
+        this.#chainSpends.delete(key);
+      }
+      for (const txid of block.txids) {
+        const entry = this.#txs.get(txid)!;
+        entry.tx.outs.forEach((_, vout) => this.#coins.delete(`${txid}:${vout}`));
+        entry.height = undefined;
+      }
+      const [coinbaseTxid, ...rest] = block.txids;
+      this.#txs.delete(coinbaseTxid!);
+      returning.unshift(rest.map((t) => this.#txs.get(t)!));
+    }
+    // Back to the mempool, in chain order and before what was already there (so parents stay ahead of
+    // children), through the usual acceptance rules: Core re-runs them too and drops what fails.
+    const previous = [...this.#mempool.values()];
+    const previousSpends = new Map(this.#mempoolSpends);
+    this.#mempool.clear();
+    this.#mempoolSpends.clear();
+    const respent: Array<[string, SpendInfo]> = [];
+    for (const entry of [...returning.flat(), ...previous]) {
+      this.#txs.delete(entry.txid);
+      if (isFaucetShaped(entry.tx)) continue; // faucet coins existed only in their block
+      let rejection: Rejection | undefined;
+      try {
+        rejection = this.#check(entry.tx, entry.raw, entry.txid);
+      } catch {
+        rejection = other('simnet check error');
+      }
+      if (rejection) continue;
+      this.#txs.set(entry.txid, entry);
+      this.#mempool.set(entry.txid, entry);
+      entry.tx.ins.forEach((input, inputIndex) => {
+        const key = outpointKey(prevoutOf(input));
+        const spend = { txid: entry.txid, inputIndex, blockHeight: undefined };
+        this.#mempoolSpends.set(key, spend);
+        const before = previousSpends.get(key);
+        if (this.#watched.has(key) && !(before && before.txid === spend.txid)) respent.push([key, spend]);
+      });
+    }
+    this.#emit({ type: 'reorg', forkHeight: height - 1, disconnected });
+    for (const [key, spend] of respent) this.#emitSpent(key, spend);
+    this.#flush();
+  }
+
+  /** Drop a mempool transaction and its mempool descendants; returns their txids (empty if not in the mempool). */
+  evict(txid: string): string[] {
+    const root = normaliseTxid(txid);
+    if (!this.#mempool.has(root)) return [];
+    const dropped: string[] = [];
+    const drop = (id: string): void => {
+      const entry = this.#mempool.get(id);
+      if (!entry) return;
+      this.#mempool.delete(id);
+      this.#txs.delete(id);
+      dropped.push(id);
+      for (const input of entry.tx.ins) this.#mempoolSpends.delete(outpointKey(prevoutOf(input)));
+      entry.tx.outs.forEach((_, vout) => {
+        const child = this.#mempoolSpends.get(`${id}:${vout}`);
+        if (child) drop(child.txid);
+      });
+    };
+    drop(root);
+    return dropped;
   }
 
   /** BIP 113 median-time-past: median of the times of block `height` and its (up to) 10 predecessors. */
@@ -289,7 +431,9 @@ export class Simnet implements ChainSource {
     const found: SimnetUtxo[] = [];
     const consider = (txid: string, vout: number, output: TxOut): void => {
       const coin = bytesToHex(output.script) === hex ? this.#unspent(`${txid}:${vout}`) : undefined;
-      if (coin) found.push({ outpoint: { txid, vout }, output: copyOut(coin.output), blockHeight: coin.height, confirmations: this.#confirmations(coin.height) });
+      if (coin) {
+        found.push({ outpoint: { txid, vout }, output: copyOut(coin.output), blockHeight: coin.height, confirmations: this.#confirmations(coin.height), coinbase: coin.coinbase });
+      }
     };
     for (const [key, coin] of this.#coins) {
       const [txid, vout] = key.split(':') as [string, string];
@@ -317,14 +461,14 @@ export class Simnet implements ChainSource {
   }
 
   /** The coin at `key` if it exists and nothing (confirmed or mempool) spends it; height undefined if unconfirmed. */
-  #unspent(key: string): { output: TxOut; height: number | undefined } | undefined {
+  #unspent(key: string): { output: TxOut; height: number | undefined; coinbase: boolean } | undefined {
     if (this.#mempoolSpends.has(key)) return undefined;
     const coin = this.#coins.get(key);
     if (coin) return coin;
     const [txid, vout] = key.split(':') as [string, string];
     const out = this.#mempool.get(txid)?.tx.outs[Number(vout)];
     if (!out || isUnspendable(out.script)) return undefined;
-    return { output: { valueSat: out.value, script: out.script }, height: undefined };
+    return { output: { valueSat: out.value, script: out.script }, height: undefined, coinbase: false };
   }
 
   /** Every acceptance rule, in the order of the module doc. undefined = acceptable. */
@@ -369,6 +513,8 @@ export class Simnet implements ChainSource {
       if (this.#mempoolSpends.has(key)) return reject('txn-mempool-conflict');
       const coin = this.#unspent(key);
       if (!coin) return reject('bad-txns-inputs-missingorspent');
+      // Core's CheckTxInputs: a coinbase output needs COINBASE_MATURITY confirmations at the spending height.
+      if (coin.coinbase && nextHeight - coin.height! < COINBASE_MATURITY) return other('bad-txns-premature-spend-of-coinbase');
       coins.push(coin);
     }
 
@@ -415,23 +561,35 @@ export class Simnet implements ChainSource {
     return undefined;
   }
 
-  /** Append a block confirming `entries` (parents before children); update UTXO set, spends, queue events. */
-  #connectBlock(entries: TxEntry[]): BlockRecord {
+  /**
+   * Append a block confirming `entries` (parents before children) after a new coinbase paying the
+   * subsidy to `coinbaseScript` (if given); update UTXO set, spends, queue events.
+   */
+  #connectBlock(entries: TxEntry[], coinbaseScript: Uint8Array | undefined): BlockRecord {
     const height = this.#blocks.length;
     const prevHash = height === 0 ? '00'.repeat(32) : this.#blocks[height - 1]!.hash;
     const time = this.#startTime + height * BLOCK_INTERVAL_SEC;
-    const header = new Uint8Array(8);
-    new DataView(header.buffer).setUint32(0, height, true);
-    new DataView(header.buffer).setUint32(4, time, true);
-    const preimage = concatBytes(header, reverseBytes(hexToBytes(prevHash)), ...entries.map((e) => e.tx.getHash()));
-    const hash = hashToTxid(sha256(sha256(preimage)));
-    const block: BlockRecord = { height, hash, prevHash, time, txids: entries.map((e) => e.txid), spentCoins: [] };
+    const coinbase = this.#coinbase(height, coinbaseScript, entries);
+    const coinbaseEntry: TxEntry = { raw: coinbase.toBuffer(), tx: coinbase, txid: coinbase.getId(), height: undefined };
+    this.#txs.set(coinbaseEntry.txid, coinbaseEntry);
+    const header = new Block();
+    header.version = BLOCK_VERSION;
+    header.prevHash = reverseBytes(hexToBytes(prevHash));
+    header.merkleRoot = Block.calculateMerkleRoot([coinbase, ...entries.map((e) => e.tx)]);
+    header.timestamp = time;
+    header.bits = REGTEST_BITS;
+    header.nonce = 0;
+    const hash = header.getId();
+    const block: BlockRecord = {
+      height, hash, prevHash, time, txids: [coinbaseEntry.txid, ...entries.map((e) => e.txid)], header: header.toBuffer(true), spentCoins: [],
+    };
     this.#blocks.push(block);
+    this.#blockHeights.set(hash, height);
 
     const spentEvents: Array<[string, SpendInfo]> = [];
-    for (const entry of entries) {
-      const isFaucet = entry.tx.ins.length === 1 && entry.tx.ins[0]!.index === 0xffffffff && entry.tx.ins[0]!.hash.every((b) => b === 0);
-      if (!isFaucet) {
+    for (const entry of [coinbaseEntry, ...entries]) {
+      const isCoinbase = entry === coinbaseEntry;
+      if (!isCoinbase && !isFaucetShaped(entry.tx)) {
         entry.tx.ins.forEach((input, inputIndex) => {
           const key = outpointKey(prevoutOf(input));
           const coin = this.#coins.get(key);
@@ -447,7 +605,7 @@ export class Simnet implements ChainSource {
       }
       entry.tx.outs.forEach((out, vout) => {
         if (isUnspendable(out.script)) return; // Core never adds provably unspendable outputs to the UTXO set
-        this.#coins.set(`${entry.txid}:${vout}`, { output: { valueSat: out.value, script: out.script }, height });
+        this.#coins.set(`${entry.txid}:${vout}`, { output: { valueSat: out.value, script: out.script }, height, coinbase: isCoinbase });
       });
       entry.height = height;
       this.#mempool.delete(entry.txid);
@@ -455,6 +613,24 @@ export class Simnet implements ChainSource {
     for (const [key, spend] of spentEvents) this.#emitSpent(key, spend);
     if (height > 0) this.#emit({ type: 'block', height, hash });
     return block;
+  }
+
+  /**
+   * The block's coinbase: BIP 34 height and a unique counter in the scriptSig, the subsidy to
+   * `script` if given, and the BIP 141 witness commitment over `entries` (coinbase wtxid zero,
+   * witness reserved value zero).
+   */
+  #coinbase(height: number, script: Uint8Array | undefined, entries: TxEntry[]): Transaction {
+    const tx = new Transaction();
+    tx.version = 2;
+    tx.addInput(new Uint8Array(32), 0xffffffff, SEQUENCE_FINAL, compileScript([scriptNumber(height), scriptNumber(this.#blockCounter++), COINBASE_TAG]));
+    tx.setWitness(0, [new Uint8Array(32)]);
+    const halvings = Math.floor(height / REGTEST_HALVING_INTERVAL);
+    if (script) tx.addOutput(Uint8Array.from(script), halvings >= 64 ? 0n : INITIAL_SUBSIDY_SAT >> BigInt(halvings));
+    const commitmentIndex = tx.addOutput(new Uint8Array(38), 0n);
+    const witnessRoot = Block.calculateMerkleRoot([tx, ...entries.map((e) => e.tx)], true);
+    tx.outs[commitmentIndex]!.script = concatBytes(Uint8Array.of(0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed), witnessRoot);
+    return tx;
   }
 
   #emitSpent(key: string, spend: SpendInfo): void {
@@ -514,6 +690,21 @@ function isStandardOutput(s: Uint8Array): boolean {
 /** OP_RETURN or over the script size limit: Core's CScript::IsUnspendable. */
 function isUnspendable(script: Uint8Array): boolean {
   return (script.length > 0 && script[0] === 0x6a) || script.length > MAX_SCRIPT_SIZE;
+}
+
+/** A faucet transaction: coinbase-shaped (one null prevout) but outside the coinbase position. */
+function isFaucetShaped(tx: Transaction): boolean {
+  return tx.ins.length === 1 && tx.ins[0]!.index === 0xffffffff && tx.ins[0]!.hash.every((b) => b === 0);
+}
+
+/** Bitcoin's CompactSize length prefix. */
+function compactSize(n: number): Uint8Array {
+  if (n < 0xfd) return Uint8Array.of(n);
+  if (n <= 0xffff) return Uint8Array.of(0xfd, n & 0xff, n >> 8);
+  const out = new Uint8Array(5);
+  out[0] = 0xfe;
+  new DataView(out.buffer).setUint32(1, n, true);
+  return out;
 }
 
 function prevoutOf(input: { hash: Uint8Array; index: number }): OutPoint {

@@ -16,7 +16,7 @@
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { bytesToHex } from '../../bytes.js';
-import type { ChainEvent, ChainSource, OutPoint } from '../../chain/port.js';
+import type { ChainEvent, ChainSource, OutPoint, SpendInfo } from '../../chain/port.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { signFundingInputs, type FundingTransaction } from '../../onchain/funding.js';
 import { p2wpkhOutput } from '../../onchain/script.js';
@@ -65,6 +65,12 @@ export interface OnewayNodeOptions {
   clock?: Clock;
   /** How long pay() waits for the payee's acknowledgement (default 60 s). */
   payTimeoutMs?: number;
+  /**
+   * Confirmations the spend of a funding output needs before the channel records its outcome and
+   * stops watching (default 1). A reorganisation shallower than this cannot undo a recorded outcome;
+   * use 1 on simnet and regtest, 3 to 6 on real networks.
+   */
+  closeDepth?: number;
   hooks?: OnewayHooks;
   log?: (entry: OnewayLogEntry) => void;
 }
@@ -108,6 +114,10 @@ export class OnewayNode {
   readonly #slots = new Map<string, ChannelSlot>();
   readonly #byChannelId = new Map<string, ChannelSlot>();
   readonly #byOutpoint = new Map<string, ChannelSlot>();
+  /** Confirmed spends of funding outputs not yet at closeDepth, by outpoint key. */
+  readonly #pendingSpends = new Map<string, SpendInfo>();
+  /** Spends already fed to a channel in this run (to warn if a reorganisation removes one). */
+  readonly #fedSpends = new Map<string, SpendInfo>();
   readonly #restoredPeers = new Set<NodeId>();
   readonly #listeners = new Set<(channel: OnewayChannel, event: ChannelEvent) => void>();
   readonly #unsubscribe: Unsubscribe[] = [];
@@ -122,6 +132,8 @@ export class OnewayNode {
     this.#payeePolicy = { ...DEFAULT_PAYEE_POLICY, ...options.payeePolicy };
     this.#payerPolicy = { ...DEFAULT_PAYER_POLICY, ...options.payerPolicy };
     this.#clock = options.clock ?? systemClock;
+    const closeDepth = options.closeDepth ?? 1;
+    if (!Number.isSafeInteger(closeDepth) || closeDepth < 1) throw new RangeError('"closeDepth" expected an integer >= 1');
   }
 
   /** Load stored channels, subscribe to peers and chain, and resume every live channel. */
@@ -239,7 +251,7 @@ export class OnewayNode {
         chain.watchOutpoint(outpoint);
         // Spent while we were away? The chain is the truth.
         const spend = await chain.getSpend(outpoint);
-        if (spend?.blockHeight !== undefined) await this.#feedSpend(slot, spend.txid, spend);
+        if (spend?.blockHeight !== undefined) await this.#considerSpend(slot, outpoint, spend);
       }
       void this.#enqueue(slot, () => this.#apply(slot, { kind: 'block', height: this.#tip }));
     }
@@ -274,24 +286,72 @@ export class OnewayNode {
 
   #onChainEvent(event: ChainEvent): void {
     if (this.#stopped) return;
-    if (event.type === 'block') {
-      this.#tip = Math.max(this.#tip, event.height);
-      for (const slot of this.#slots.values()) {
-        if (isLive(slot.record)) void this.#enqueue(slot, () => this.#apply(slot, { kind: 'block', height: event.height }));
+    switch (event.type) {
+      case 'block': {
+        this.#tip = event.height;
+        for (const [key, spend] of [...this.#pendingSpends]) {
+          const slot = this.#byOutpoint.get(key);
+          if (slot) void this.#considerSpend(slot, slot.record.fundingOutpoint!, spend);
+        }
+        for (const slot of this.#slots.values()) {
+          if (isLive(slot.record)) void this.#enqueue(slot, () => this.#apply(slot, { kind: 'block', height: event.height }));
+        }
+        return;
       }
-      return;
+      case 'reorg': {
+        // Confirmations above the fork are gone: forget them and let the chain report them again.
+        this.#tip = event.forkHeight;
+        for (const [key, spend] of [...this.#pendingSpends]) {
+          if (spend.blockHeight! > event.forkHeight) this.#pendingSpends.delete(key);
+        }
+        for (const [key, spend] of [...this.#fedSpends]) {
+          if (spend.blockHeight! <= event.forkHeight) continue;
+          this.#fedSpends.delete(key);
+          const slot = this.#byOutpoint.get(key);
+          this.#log('warn', `a reorganisation removed the block of this channel's closing transaction ${spend.txid} after its outcome was recorded at depth ${this.#closeDepth}; raise closeDepth for this chain`, slot, 'REORG_AFTER_CLOSE');
+        }
+        this.#log('info', `chain reorganisation: blocks above ${event.forkHeight} replaced`);
+        return;
+      }
+      case 'spent': {
+        const key = outpointKey(event.outpoint);
+        const slot = this.#byOutpoint.get(key);
+        if (!slot) return;
+        if (event.spend.blockHeight === undefined) {
+          this.#pendingSpends.delete(key); // back in (or only in) the mempool: not confirmed any more
+          return;
+        }
+        void this.#considerSpend(slot, event.outpoint, event.spend);
+        return;
+      }
     }
-    const slot = this.#byOutpoint.get(outpointKey(event.outpoint));
-    if (!slot || event.spend.blockHeight === undefined) return;
-    void this.#feedSpend(slot, event.spend.txid, event.spend);
   }
 
-  async #feedSpend(slot: ChannelSlot, txid: string, spend: { txid: string; inputIndex: number; blockHeight: number | undefined }): Promise<void> {
+  get #closeDepth(): number {
+    return this.#o.closeDepth ?? 1;
+  }
+
+  /** Feed a confirmed funding spend to its channel once it is closeDepth deep; until then keep it pending. */
+  async #considerSpend(slot: ChannelSlot, outpoint: OutPoint, spend: SpendInfo): Promise<void> {
+    const key = outpointKey(outpoint);
+    const depth = this.#tip - spend.blockHeight! + 1;
+    if (depth < this.#closeDepth) {
+      this.#pendingSpends.set(key, { ...spend });
+      return;
+    }
+    this.#pendingSpends.delete(key);
+    if (this.#fedSpends.get(key)?.txid === spend.txid) return;
+    this.#fedSpends.set(key, { ...spend });
     try {
-      const status = await this.#o.chain.getTransaction(txid);
-      if (!status) return;
+      const status = await this.#o.chain.getTransaction(spend.txid);
+      if (!status) {
+        this.#fedSpends.delete(key);
+        return;
+      }
       await this.#enqueue(slot, () => this.#apply(slot, { kind: 'funding-spent', spend, tx: status.tx }));
     } catch (error) {
+      this.#fedSpends.delete(key); // retried at the next block
+      this.#pendingSpends.set(key, { ...spend });
       this.#log('warn', `could not fetch the funding spend: ${(error as Error).message}`, slot);
     }
   }

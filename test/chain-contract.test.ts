@@ -1,0 +1,37 @@
+/**
+ * The shared ChainSource contract (test/helpers/chain-contract.ts) on every backend: the in-process
+ * Simnet, SimnetClient over the simnet server, and the bitcoind and Esplora adapters against loopback
+ * servers that answer as bitcoind's JSON-RPC and Esplora's REST API do, backed by a Simnet.
+ */
+import { Simnet } from '../src/chain/simnet/simnet.js';
+import { serveSimnet } from '../src/chain/simnet/server.js';
+import { SimnetClient } from '../src/chain/simnet-client.js';
+import { chainContract } from './helpers/chain-contract.js';
+
+chainContract(
+  'in-process Simnet',
+  async () => {
+    const simnet = new Simnet();
+    return { chain: simnet, simnet, sync: async () => {}, close: async () => {} };
+  },
+  { seesForeignMempoolSpends: true, reportsEarlierSpends: false },
+);
+
+chainContract(
+  'SimnetClient over the simnet server',
+  async () => {
+    const simnet = new Simnet();
+    const server = await serveSimnet(simnet);
+    const client = new SimnetClient(server.url, { pollIntervalMs: 60_000 });
+    return {
+      chain: client,
+      simnet,
+      sync: () => client.poll(),
+      close: async () => {
+        client.close();
+        await server.close();
+      },
+    };
+  },
+  { seesForeignMempoolSpends: true, reportsEarlierSpends: true },
+);
