@@ -6,6 +6,8 @@
 import { Simnet } from '../src/chain/simnet/simnet.js';
 import { serveSimnet } from '../src/chain/simnet/server.js';
 import { SimnetClient } from '../src/chain/simnet-client.js';
+import { serveBitcoindRpc } from '../src/chain/simnet/bitcoind-server.js';
+import { BitcoindChain } from '../src/chain/bitcoind/index.js';
 import { chainContract } from './helpers/chain-contract.js';
 
 chainContract(
@@ -34,4 +36,23 @@ chainContract(
     };
   },
   { seesForeignMempoolSpends: true, reportsEarlierSpends: true },
+);
+
+chainContract(
+  'bitcoind JSON-RPC against a simnet-backed bitcoind',
+  async () => {
+    const simnet = new Simnet();
+    const server = await serveBitcoindRpc(simnet, { auth: { user: 'trickle', password: 'contract-suite' } });
+    const chain = await BitcoindChain.connect({ url: server.url, auth: { user: 'trickle', password: 'contract-suite' }, network: 'regtest', pollIntervalMs: 60_000 });
+    return {
+      chain,
+      simnet,
+      sync: () => chain.poll(),
+      close: async () => {
+        chain.close();
+        await server.close();
+      },
+    };
+  },
+  { seesForeignMempoolSpends: false, reportsEarlierSpends: true },
 );
