@@ -62,6 +62,6 @@ export * from './store/port.js';
 export { MemoryStore } from './store/memory.js';
 export { ChainPoller, type PollableChain } from './chain/poller.js';
 export { SimnetClient, ChainClientError, type ChainClientErrorCode, type SimnetClientOptions } from './chain/simnet-client.js';
-export * from './wallet/single-key.js';
+export * from './wallet/index.js';
 export * from './metering/index.js';
 export * from './channel/oneway/index.js';

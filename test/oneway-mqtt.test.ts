@@ -44,6 +44,7 @@ import {
   startMqttParty,
   stopParty,
   type Party,
+  walletTotalSat,
   type RecordingChain,
 } from './helpers/oneway-parties.js';
 import { until } from './helpers/session-nodes.js';
@@ -206,7 +207,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
       },
     });
     const { provider, device } = w;
-    const balanceBefore = await device.wallet.balanceSat();
+    const balanceBefore = await walletTotalSat(device.wallet);
 
     // The order of the open, seen from the device's phase events: nothing in the mempool until the refund is held.
     const phases: Array<{ phase: string; mempool: string[]; holdsRefund: boolean }> = [];
@@ -285,7 +286,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
       return parent.outs[i.index]!.value;
     }))).reduce((a, b) => a + b, 0n);
     const fundingFee = fundingIn - fundingTx.outs.reduce((a, o) => a + o.value, 0n);
-    assert.equal(await device.wallet.balanceSat() + payeeOut.value + fundingFee + feeSat, balanceBefore);
+    assert.equal(await walletTotalSat(device.wallet) + payeeOut.value + fundingFee + feeSat, balanceBefore);
     assert.ok((chain.utxosForScript(payeeScript)).some((u) => u.outpoint.txid === settlement.txid && u.output.valueSat === payeeOut.value));
     t.diagnostic(`${factory.name}: paid ${paidMsat} msat in ${increments.length} payments; payee got ${payeeOut.value} sat, change ${payerOut.value} sat, fee ${feeSat} sat`);
   });

@@ -116,11 +116,16 @@ export interface FundingTransaction {
 
 // Weights (BIP 141): a P2WPKH input is 41 non-witness bytes and a witness of
 // count + <73-byte sig> + <33-byte key>; a P2WSH output 43 bytes; common fields 10 bytes + marker/flag.
-const P2WPKH_INPUT_WEIGHT = 41 * 4 + (1 + 1 + 73 + 1 + 33);
-const COMMON_WEIGHT = 10 * 4 + 2;
+export const P2WPKH_INPUT_WEIGHT = 41 * 4 + (1 + 1 + 73 + 1 + 33);
+export const COMMON_WEIGHT = 10 * 4 + 2;
 
-function outputWeight(script: Uint8Array): number {
+export function outputWeight(script: Uint8Array): number {
   return (8 + 1 + script.length) * 4;
+}
+
+/** sat/vB from BOLT's sat per 1000 weight units, rounded up (the funding builder takes sat/vB). */
+export function satPerVbFromPerKw(feeratePerKw: bigint): bigint {
+  return (feeratePerKw + 249n) / 250n;
 }
 
 /**

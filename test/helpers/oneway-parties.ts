@@ -1,6 +1,6 @@
 /**
  * One-way channel parties for tests: a provider (payee) and a device (payer), each with a messenger on
- * a shared transport, a software signer, a store, and the payer's single-key wallet funded on a chain.
+ * a shared transport, a software signer, a store, and the device wallet funded on a chain.
  */
 import { Messenger } from '../../src/node/messenger.js';
 import { softwareIdentity, type NodeIdentity } from '../../src/session/identity.js';
@@ -11,7 +11,8 @@ import type { Store } from '../../src/store/port.js';
 import { InMemoryBroker } from '../../src/transport/memory.js';
 import type { Transport } from '../../src/transport/port.js';
 import { signNodeStatus, type ServiceOffer } from '../../src/wire/index.js';
-import { SingleKeyWallet, type ListedCoin } from '../../src/wallet/single-key.js';
+import { DeviceWallet } from '../../src/wallet/device-wallet.js';
+import { SimnetUtxoSource, type SimnetUtxoChain } from '../../src/wallet/utxo-source.js';
 import { OnewayNode, type OnewayNodeOptions } from '../../src/channel/oneway/node.js';
 import { p2wpkhOutput } from '../../src/onchain/script.js';
 import { FAST_TIMINGS } from './session-nodes.js';
@@ -30,7 +31,7 @@ export const OFFER: ServiceOffer = {
 
 export interface ChainWithCoins extends ChainSource {
   faucet(script: Uint8Array, valueSat: bigint): Promise<OutPoint>;
-  utxosForScript(script: Uint8Array): Promise<Array<{ outpoint: OutPoint; output: { valueSat: bigint } }>> | Array<{ outpoint: OutPoint; output: { valueSat: bigint } }>;
+  utxosForScript: SimnetUtxoChain['utxosForScript'];
   mine(count?: number): Promise<string[]>;
 }
 
@@ -40,7 +41,7 @@ export interface Party {
   store: Store;
   messenger: Messenger;
   node: OnewayNode;
-  wallet: SingleKeyWallet;
+  wallet: DeviceWallet;
 }
 
 export function seeded(byte: number): { identity: NodeIdentity; signer: SoftwareSigner } {
@@ -50,12 +51,14 @@ export function seeded(byte: number): { identity: NodeIdentity; signer: Software
   };
 }
 
-export function walletFor(signer: SoftwareSigner, chain: ChainWithCoins): SingleKeyWallet {
-  return new SingleKeyWallet({
-    signer,
-    listUnspent: async (script): Promise<ListedCoin[]> =>
-      (await chain.utxosForScript(script)).map((u) => ({ outpoint: u.outpoint, valueSat: u.output.valueSat })),
-  });
+export function walletFor(signer: SoftwareSigner, chain: ChainWithCoins, store: Store): Promise<DeviceWallet> {
+  return DeviceWallet.open({ signer, source: new SimnetUtxoSource(chain), chain, store });
+}
+
+/** Every coin the wallet's chain lists for it, whatever its state. */
+export async function walletTotalSat(wallet: DeviceWallet): Promise<bigint> {
+  const b = await wallet.balance();
+  return b.spendableSat + b.unconfirmedSat + b.immatureSat + b.lockedSat;
 }
 
 export async function startParty(options: {
@@ -80,7 +83,7 @@ async function withChannels(
   store: Store,
   options: { chain: ChainWithCoins; offers?: ServiceOffer[]; node?: Partial<OnewayNodeOptions> },
 ): Promise<Party> {
-  const wallet = walletFor(signer, options.chain);
+  const wallet = await walletFor(signer, options.chain, store);
   const node = await OnewayNode.start({
     messenger,
     chain: options.chain,

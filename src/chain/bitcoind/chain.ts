@@ -50,6 +50,11 @@ export interface BitcoindChainOptions extends BitcoindRpcOptions {
   fallbackFeeratePerKw?: bigint;
   /** Deepest scan back from the tip looking for a spend or a transaction; default 2016 blocks. */
   maxRescanBlocks?: number;
+  /**
+   * getTransaction of a confirmed transaction the node cannot return (no -txindex) and we never saw:
+   * how many recent blocks to read looking for it; default 144 (a day). 0 disables.
+   */
+  maxTxScanBlocks?: number;
   /** Failed background polls (retried at the next interval) and exceptions from listeners. */
   onError?: (error: unknown) => void;
   /** Each block read while indexing or scanning. */
@@ -97,6 +102,7 @@ export class BitcoindChain implements ChainSource, PollableChain {
   readonly #network: BitcoindNetwork;
   readonly #fallbackFeeratePerKw: bigint | undefined;
   readonly #maxRescanBlocks: number;
+  readonly #maxTxScanBlocks: number;
   readonly #onProgress: ((p: { height: number; tipHeight: number }) => void) | undefined;
   readonly #poller: ChainPoller;
   /** Outpoints whose spends connectBlock indexes: watched ones. */
@@ -121,6 +127,7 @@ export class BitcoindChain implements ChainSource, PollableChain {
     this.#network = network;
     this.#fallbackFeeratePerKw = options.fallbackFeeratePerKw;
     this.#maxRescanBlocks = options.maxRescanBlocks ?? 2016;
+    this.#maxTxScanBlocks = Math.min(options.maxTxScanBlocks ?? 144, this.#maxRescanBlocks);
     this.#onProgress = options.onProgress;
     this.#poller = new ChainPoller(this, {
       intervalMs: options.pollIntervalMs ?? 5000,
@@ -143,6 +150,8 @@ export class BitcoindChain implements ChainSource, PollableChain {
     }
     const maxRescan = options.maxRescanBlocks ?? 2016;
     if (!Number.isSafeInteger(maxRescan) || maxRescan < 0) throw new RangeError('"maxRescanBlocks" expected an integer >= 0');
+    const maxTxScan = options.maxTxScanBlocks ?? 144;
+    if (!Number.isSafeInteger(maxTxScan) || maxTxScan < 0) throw new RangeError('"maxTxScanBlocks" expected an integer >= 0');
     const pollIntervalMs = options.pollIntervalMs ?? 5000;
     if (!Number.isFinite(pollIntervalMs) || pollIntervalMs < 0) throw new RangeError('"pollIntervalMs" expected a number >= 0');
     const rpc = new BitcoindRpc(options);
@@ -207,7 +216,17 @@ export class BitcoindChain implements ChainSource, PollableChain {
     raw ??= await this.#rawTransaction(id);
     const nodeHasIt = raw !== undefined;
     raw ??= this.#ours.get(id)?.raw; // ours, confirmed but not indexed yet and no -txindex: locate it below
-    if (!raw) return undefined;
+    if (!raw) {
+      // Someone else's, confirmed, and no -txindex: only reading recent blocks can find it.
+      const found = await this.#scan(`t:${id}`, this.#maxTxScanBlocks, (block) => {
+        const tx = block.txs.find((t) => t.getId() === id);
+        return tx && { place: { height: block.height, hash: block.hash }, raw: Uint8Array.from(tx.toBuffer()) };
+      });
+      if (!found) return undefined;
+      this.#confirmed.set(id, found.place);
+      const tip = await this.tipHeight();
+      return { tx: found.raw, blockHeight: found.place.height, confirmations: Math.max(0, tip - found.place.height + 1) };
+    }
     const tx = parseTx(raw, 'getrawtransaction');
     if (tx.getId() !== id) throw badResponse('getrawtransaction', `the transaction ${id}`);
     const located = this.#confirmed.get(id) ?? (await this.#locate(id, tx));

@@ -26,7 +26,7 @@ import type { Signer } from '../../signer/port.js';
 import type { Store } from '../../store/port.js';
 import type { NodeId, Unsubscribe } from '../../transport/port.js';
 import type { WireMessage } from '../../wire/index.js';
-import type { FundingWallet } from '../../wallet/single-key.js';
+import type { FundingWallet } from '../../wallet/device-wallet.js';
 import { OnewayChannel } from './channel.js';
 import type { ChannelEvent, Effect, PersistReason } from './core.js';
 import { CHANNEL_WIRE_CODES, ChannelError, type ChannelErrorCode } from './errors.js';
@@ -180,7 +180,8 @@ export class OnewayNode {
     const slot = await this.#serial(async () => {
       const tip = await this.#o.chain.tipHeight();
       this.#tip = Math.max(this.#tip, tip);
-      const feeratePerKw = await this.#o.chain.estimateFeeratePerKw(6);
+      // The wallet's rate (the chain's estimate within its floor and ceiling) if it has one.
+      const feeratePerKw = wallet.fundingFeeratePerKw ? await wallet.fundingFeeratePerKw() : await this.#o.chain.estimateFeeratePerKw(6);
       const fundingKeyIndex = this.#nextKeyIndex++;
       const step = payerPropose({
         peer,
@@ -235,7 +236,7 @@ export class OnewayNode {
       if (isLive(record)) {
         this.#restoredPeers.add(record.peer);
         if (record.role === 'payer' && record.fundingInputs && (record.phase === 'accepted' || record.phase === 'refund_held')) {
-          this.#o.wallet?.reserve(record.fundingInputs.map((i) => i.outpoint));
+          await this.#o.wallet?.reserve(record.fundingInputs.map((i) => i.outpoint));
         }
       }
     }
@@ -551,13 +552,13 @@ export class OnewayNode {
           let input: PayerInput;
           try {
             if (!wallet) throw new Error('no wallet');
-            const { coins, changeScript } = await wallet.selectCoins(effect.amountSat);
+            const { coins, changeScript } = await wallet.selectCoins(effect.amountSat, (slot.record as PayerRecord).feeratePerKw);
             input = { kind: 'coins', coins, changeScript };
           } catch (error) {
             input = { kind: 'coins-failed', message: (error as Error).message };
           }
           await this.#apply(slot, input);
-          if (slot.record.phase === 'aborted' && input.kind === 'coins') wallet?.release(input.coins.map((c) => c.outpoint));
+          if (slot.record.phase === 'aborted' && input.kind === 'coins') await wallet?.release(input.coins.map((c) => c.outpoint));
           break;
         }
         case 'broadcast': {

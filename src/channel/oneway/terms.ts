@@ -17,9 +17,8 @@ import type { OnewayRecord } from './state.js';
  * sat/vB from BOLT's sat per 1000 weight units: 1 vB = 4 WU, so perKw / 250, rounded up so neither side
  * underpays. Both ends use this one conversion, so they build identical transactions.
  */
-export function satPerVbFromPerKw(feeratePerKw: bigint): bigint {
-  return (feeratePerKw + 249n) / 250n;
-}
+import { satPerVbFromPerKw } from '../../onchain/funding.js';
+export { satPerVbFromPerKw };
 
 /** BOLT 2: the funding txid in internal byte order with its last two bytes XORed with the output index. */
 export function deriveChannelId(fundingOutpoint: OutPoint): Uint8Array {
