@@ -8,6 +8,8 @@
  *   npm start                      # the default scenario (oneway), with a live progress bar
  *   npm start -- --scenario refund # the provider vanishes; the device takes its refund after expiry
  *   npm start -- --json            # a summary object as the last line
+ *   npm start -- --chain bitcoind --rpc-url http://127.0.0.1:18443 --rpc-cookie ~/.bitcoin/regtest/.cookie
+ *                                  # the same against a real regtest node (docs/chain.md)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,8 +18,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { address as btcAddress, networks, payments } from 'bitcoinjs-lib';
 import { Simnet } from '../src/chain/simnet/index.js';
 import { serveSimnet } from '../src/chain/simnet/server.js';
+import { BitcoindChain, type BitcoindAuth } from '../src/chain/bitcoind/index.js';
+import type { ChainSource } from '../src/chain/port.js';
 import { hexToBytes } from '../src/bytes.js';
 import { hashToTxid } from '../src/onchain/tx.js';
 import { startEmbeddedBroker } from '../src/transport/mqtt/broker.js';
@@ -33,7 +38,90 @@ const HELP = `npm start -- [options]
   --rate N                  simulated consumption in GB/s (default 8, so 100 GB take about 13 s)
   --json                    print the summary as one JSON object on the last line
   -h, --help                this help
+
+Chain (default: an embedded simnet):
+  --chain simnet            an in-process simnet served on loopback (default)
+  --chain bitcoind --rpc-url URL [--rpc-user U --rpc-pass P | --rpc-cookie FILE]
+                            a bitcoind REGTEST node: the demo funds the device with generatetoaddress
+                            (plus 100 blocks for coinbase maturity) and mines a block every --block-ms
+  --chain esplora --esplora-url URL --rpc-url URL [auth]
+                            the provider and device use an Esplora server on regtest; the demo still
+                            needs the regtest node's RPC behind it to fund and mine
+  --block-ms N              on bitcoind/esplora, mine a block every N ms (default 500)
+  See docs/chain.md for running a regtest node step by step.
 `;
+
+/** The chain the demo drives: funds the device, mines blocks, and reads the outcome. */
+export type DemoChainOptions =
+  | { kind: 'simnet' }
+  | { kind: 'bitcoind'; rpcUrl: string; auth?: BitcoindAuth; blockMs?: number }
+  | { kind: 'esplora'; esploraUrl: string; rpcUrl: string; auth?: BitcoindAuth; blockMs?: number };
+
+interface DemoChain {
+  label: string;
+  /** Chain flags for the trickle processes. */
+  flags: string[];
+  reader: ChainSource;
+  fund(script: Uint8Array, valueSat: bigint): Promise<void>;
+  mine(count: number): Promise<void>;
+  /** Flags for the device's first run (bitcoind: scan for its coins from the current tip). */
+  deviceFlags(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+async function startDemoChain(options: DemoChainOptions, say: (text: string) => void): Promise<DemoChain> {
+  if (options.kind === 'simnet') {
+    const simnet = new Simnet();
+    const server = await serveSimnet(simnet, { autoMine: { intervalMs: 100 } });
+    say(`simnet ${server.url}`);
+    return {
+      label: 'simnet',
+      flags: ['--chain', 'simnet', '--simnet-url', server.url],
+      reader: simnet,
+      fund: async (script, valueSat) => {
+        await simnet.faucet(script, valueSat);
+        await simnet.mine(1);
+      },
+      mine: async (count) => void (await simnet.mine(count)),
+      deviceFlags: async () => [],
+      close: () => server.close(),
+    };
+  }
+  const rpc = await BitcoindChain.connect({ url: options.rpcUrl, ...(options.auth && { auth: options.auth }), network: 'regtest', pollIntervalMs: 60_000 });
+  // Block rewards the demo does not need go to an address nobody has a key for.
+  const sink = payments.p2wsh({ hash: new Uint8Array(32).fill(0x51), network: networks.regtest }).address!;
+  const mine = async (count: number) => void (await rpc.generateToAddress(count, sink));
+  let stopped = false;
+  const blockMs = options.blockMs ?? 500;
+  const miner = (async () => {
+    while (!stopped) {
+      await new Promise((r) => setTimeout(r, blockMs));
+      if (!stopped) await mine(1).catch((e: unknown) => say(`mining failed: ${(e as Error).message}`));
+    }
+  })();
+  const authFlags = !options.auth ? [] : 'cookieFile' in options.auth ? ['--rpc-cookie', options.auth.cookieFile] : ['--rpc-user', options.auth.user, '--rpc-pass', options.auth.password];
+  const flags = options.kind === 'bitcoind'
+    ? ['--chain', 'bitcoind', '--rpc-url', options.rpcUrl, ...authFlags, '--network', 'regtest']
+    : ['--chain', 'esplora', '--esplora-url', options.esploraUrl, '--network', 'regtest'];
+  say(`${options.kind} on regtest (${new URL(options.rpcUrl).origin}), a block every ${blockMs} ms`);
+  return {
+    label: `${options.kind} (regtest)`,
+    flags,
+    reader: rpc,
+    fund: async (script, _valueSat) => {
+      // A block reward to the device, then 100 blocks so that it matures (coinbase maturity).
+      await rpc.generateToAddress(1, btcAddress.fromOutputScript(script, networks.regtest));
+      await mine(100);
+    },
+    mine,
+    deviceFlags: async () => (options.kind === 'bitcoind' ? ['--wallet-birth-height', String(await rpc.tipHeight())] : []),
+    close: async () => {
+      stopped = true;
+      await miner;
+      rpc.close();
+    },
+  };
+}
 
 interface Summary {
   scenario: string;
@@ -82,19 +170,18 @@ function exited(proc: ChildProcess): Promise<number | null> {
   });
 }
 
-export async function runDemo(options: { scenario: 'oneway' | 'refund'; gb: bigint; rateGbPerSec: bigint; quiet: boolean }): Promise<Summary> {
+export async function runDemo(options: { scenario: 'oneway' | 'refund'; gb: bigint; rateGbPerSec: bigint; quiet: boolean; chain?: DemoChainOptions }): Promise<Summary> {
   const started = performance.now();
   const say = (text: string) => {
     if (!options.quiet) process.stderr.write(`${text}\n`);
   };
   const work = await mkdtemp(join(tmpdir(), 'trickle-demo-'));
   const broker = await startEmbeddedBroker();
-  const simnet = new Simnet();
-  const chainServer = await serveSimnet(simnet, { autoMine: { intervalMs: 100 } });
+  say(`broker ${broker.url}`);
+  const chain = await startDemoChain(options.chain ?? { kind: 'simnet' }, say);
   const procs: ChildProcess[] = [];
   try {
-    say(`broker ${broker.url}, simnet ${chainServer.url}`);
-    const common = ['--broker', broker.url, '--chain', chainServer.url, '--json'];
+    const common = ['--broker', broker.url, ...chain.flags, '--json'];
 
     const providerDir = join(work, 'provider');
     // 1 sat per MB, sold by the gigabyte; the device pays at most 2 GB ahead, 1 GB per payment.
@@ -122,11 +209,12 @@ export async function runDemo(options: { scenario: 'oneway' | 'refund'; gb: bigi
     });
     await exited(init);
     const units = options.gb;
-    await simnet.faucet(hexToBytes(walletScript), units * 1000n * 2n + 1_000_000n);
-    await simnet.mine(1);
-    say(`device ${deviceId.slice(0, 16)}… funded from the simnet faucet; buying ${options.gb} GB`);
+    const deviceFlags = await chain.deviceFlags();
+    await chain.fund(hexToBytes(walletScript), units * 1000n * 2n + 1_000_000n);
+    say(`device ${deviceId.slice(0, 16)}… funded on ${chain.label}; buying ${options.gb} GB`);
 
     const device = child([
+      ...deviceFlags,
       'pay', '--data-dir', deviceDir, '--provider', providerId, '--units', units.toString(),
       '--rate', options.rateGbPerSec.toString(), '--step', '1', '--expiry-blocks', options.scenario === 'refund' ? '40' : '144',
       ...(options.scenario === 'refund' ? ['--pay-timeout-ms', '1500'] : []),
@@ -147,7 +235,7 @@ export async function runDemo(options: { scenario: 'oneway' | 'refund'; gb: bigi
         void (async () => {
           say('device waits for its refund: mining to the expiry height');
           while (deviceSummary === undefined && device.exitCode === null) {
-            await simnet.mine(1);
+            await chain.mine(1);
             await new Promise((r) => setTimeout(r, 20));
           }
         })();
@@ -162,7 +250,7 @@ export async function runDemo(options: { scenario: 'oneway' | 'refund'; gb: bigi
     // What the chain says: each channel transaction confirmed.
     const confirmed: string[] = [];
     for (const txid of txids) {
-      const status = await simnet.getTransaction(txid);
+      const status = await chain.reader.getTransaction(txid);
       if (status && status.blockHeight !== undefined) confirmed.push(txid);
     }
     // The provider reports what it served when the channel closes; give it a moment to print it.
@@ -170,12 +258,12 @@ export async function runDemo(options: { scenario: 'oneway' | 'refund'; gb: bigi
       await new Promise((r) => setTimeout(r, 20));
     }
     const served = providerEvents.filter((e) => e['event'] === 'served').pop();
-    const fundingStatus = await simnet.getTransaction(fundingTxid);
-    const fundingFee = fundingStatus ? await feeOf(simnet, fundingStatus.tx) : 0n;
+    const fundingStatus = await chain.reader.getTransaction(fundingTxid);
+    const fundingFee = fundingStatus ? await feeOf(chain.reader, fundingStatus.tx) : 0n;
     const closingFee = outcome ? BigInt(outcome['feeSat']!) : 0n;
     return {
       scenario: options.scenario,
-      chain: 'simnet',
+      chain: chain.label,
       outcome: outcome ? (outcome['kind'] as 'settled' | 'refunded') : 'none',
       onchainTxs: confirmed.length,
       txids: confirmed,
@@ -199,18 +287,18 @@ export async function runDemo(options: { scenario: 'oneway' | 'refund'; gb: bigi
         await exited(p);
       }
     }
-    await chainServer.close();
+    await chain.close();
     await broker.close();
     await rm(work, { recursive: true, force: true });
   }
 }
 
-async function feeOf(simnet: Simnet, raw: Uint8Array): Promise<bigint> {
+async function feeOf(reader: ChainSource, raw: Uint8Array): Promise<bigint> {
   const { Transaction } = await import('bitcoinjs-lib');
   const tx = Transaction.fromBuffer(Buffer.from(raw));
   let inSat = 0n;
   for (const input of tx.ins) {
-    const prev = await simnet.getTransaction(hashToTxid(input.hash));
+    const prev = await reader.getTransaction(hashToTxid(input.hash));
     if (!prev) return 0n;
     inSat += Transaction.fromBuffer(Buffer.from(prev.tx)).outs[input.index]!.value;
   }
@@ -233,6 +321,26 @@ Summary (${s.scenario}, ${s.chain})
 `);
 }
 
+function demoChainFromFlags(values: Record<string, string | boolean | undefined>): DemoChainOptions {
+  const kind = values['chain'];
+  if (kind === 'simnet') return { kind };
+  if (kind !== 'bitcoind' && kind !== 'esplora') throw new Error('--chain must be simnet, bitcoind or esplora');
+  const rpcUrl = values['rpc-url'];
+  if (typeof rpcUrl !== 'string') throw new Error(`--chain ${kind} needs --rpc-url of a regtest bitcoind (the demo funds the device and mines blocks)`);
+  const user = values['rpc-user'];
+  const pass = values['rpc-pass'];
+  const cookie = values['rpc-cookie'];
+  if ((typeof user === 'string') !== (typeof pass === 'string')) throw new Error('--rpc-user and --rpc-pass go together');
+  const auth: BitcoindAuth | undefined = typeof cookie === 'string' ? { cookieFile: cookie } : typeof user === 'string' ? { user, password: pass as string } : undefined;
+  const blockMs = values['block-ms'];
+  if (blockMs !== undefined && !/^\d+$/.test(String(blockMs))) throw new Error('--block-ms expects an integer');
+  const common = { rpcUrl, ...(auth && { auth }), ...(blockMs !== undefined && { blockMs: Number(blockMs) }) };
+  if (kind === 'bitcoind') return { kind, ...common };
+  const esploraUrl = values['esplora-url'];
+  if (typeof esploraUrl !== 'string') throw new Error('--chain esplora needs --esplora-url');
+  return { kind, esploraUrl, ...common };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -241,6 +349,13 @@ async function main(): Promise<void> {
       rate: { type: 'string', default: '8' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      chain: { type: 'string', default: 'simnet' },
+      'rpc-url': { type: 'string' },
+      'rpc-user': { type: 'string' },
+      'rpc-pass': { type: 'string' },
+      'rpc-cookie': { type: 'string' },
+      'esplora-url': { type: 'string' },
+      'block-ms': { type: 'string' },
     },
   });
   if (values.help) {
@@ -249,7 +364,7 @@ async function main(): Promise<void> {
   }
   if (values.scenario !== 'oneway' && values.scenario !== 'refund') throw new Error('--scenario must be oneway or refund');
   if (!/^\d+$/.test(values.gb) || !/^\d+$/.test(values.rate)) throw new Error('--gb and --rate expect integers');
-  const summary = await runDemo({ scenario: values.scenario, gb: BigInt(values.gb), rateGbPerSec: BigInt(values.rate), quiet: false });
+  const summary = await runDemo({ scenario: values.scenario, gb: BigInt(values.gb), rateGbPerSec: BigInt(values.rate), quiet: false, chain: demoChainFromFlags(values) });
   if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else printHuman(summary);
 }

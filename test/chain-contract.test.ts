@@ -8,6 +8,8 @@ import { serveSimnet } from '../src/chain/simnet/server.js';
 import { SimnetClient } from '../src/chain/simnet-client.js';
 import { serveBitcoindRpc } from '../src/chain/simnet/bitcoind-server.js';
 import { BitcoindChain } from '../src/chain/bitcoind/index.js';
+import { serveEsplora } from '../src/chain/simnet/esplora-server.js';
+import { EsploraChain } from '../src/chain/esplora/index.js';
 import { chainContract } from './helpers/chain-contract.js';
 
 chainContract(
@@ -55,4 +57,23 @@ chainContract(
     };
   },
   { seesForeignMempoolSpends: false, reportsEarlierSpends: true },
+);
+
+chainContract(
+  'Esplora REST against a simnet-backed Esplora',
+  async () => {
+    const simnet = new Simnet();
+    const server = await serveEsplora(simnet, { network: 'regtest' });
+    const chain = new EsploraChain({ url: server.url, network: 'regtest', pollIntervalMs: 60_000, retry: { attempts: 1 } });
+    return {
+      chain,
+      simnet,
+      sync: () => chain.poll(),
+      close: async () => {
+        chain.close();
+        await server.close();
+      },
+    };
+  },
+  { seesForeignMempoolSpends: true, reportsEarlierSpends: true },
 );

@@ -3,13 +3,15 @@
  * `trickle`: run a provider, pay for a metered service, inspect and close channels from the shell.
  *
  *   trickle init     --data-dir D                      create the node's seed; print node id and wallet script
- *   trickle provider --data-dir D --broker U --chain U  sell a metered service over one-way channels
- *   trickle pay      --data-dir D --broker U --chain U --provider ID --units N
+ *   trickle wallet   --data-dir D <chain>              the wallet's address and balance
+ *   trickle provider --data-dir D --broker U <chain>   sell a metered service over one-way channels
+ *   trickle pay      --data-dir D --broker U <chain> --provider ID --units N
  *   trickle status   --data-dir D                      list stored channels
- *   trickle close    --data-dir D --broker U --chain U [--channel ID]
+ *   trickle close    --data-dir D --broker U <chain> [--channel ID]
  *
- * Every command takes --json: events as JSON lines, and a summary object as the last line.
- * The chain is a simnet server (see examples/demo.ts); bitcoind/Esplora backends come with issue 5.
+ * <chain> is `--chain simnet --simnet-url U`, `--chain bitcoind --rpc-url U …` or
+ * `--chain esplora --esplora-url U --network N` (./chain.ts). Every command takes --json: events as
+ * JSON lines, and a summary object as the last line.
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
@@ -22,21 +24,29 @@ import type { PayeeOffer } from '../channel/oneway/payee.js';
 import { startServiceGuard, type ServiceGuard, type StreamProgress } from '../metering/stream.js';
 import { LmdbStore } from '../store/lmdb.js';
 import { isNodeId } from '../transport/port.js';
+import { p2wpkhOutput } from '../onchain/script.js';
 import type { MqttTransport } from '../transport/mqtt/transport.js';
 import { SimulatedMeter } from '../../devices/simulated-meter.js';
 import { CallbackGate } from '../../devices/service-gate.js';
 import { ProgressBar } from './progress.js';
-import { loadKeys, startLocalNode, type LocalNode } from './setup.js';
+import { loadKeys, startLocalNode, walletBirthHeight, type LocalNode, type LocalNodeOptions } from './setup.js';
+import { CHAIN_HELP, ChainFlagError, chainChoice, connectChain } from './chain.js';
+import { DeviceWallet } from '../wallet/device-wallet.js';
+import { address as btcAddress, networks } from 'bitcoinjs-lib';
 
 const HELP = `trickle — Bitcoin payment channels for machines
 
 Usage:
   trickle init     --data-dir DIR [--json]
-  trickle provider --data-dir DIR --broker URL --chain URL [offer options] [--serve-rate N] [--json]
-  trickle pay      --data-dir DIR --broker URL --chain URL --provider NODE_ID --units N
+  trickle wallet   --data-dir DIR CHAIN [--json]
+  trickle provider --data-dir DIR --broker URL CHAIN [offer options] [--serve-rate N] [--json]
+  trickle pay      --data-dir DIR --broker URL CHAIN --provider NODE_ID --units N
                    [--capacity-sat N] [--expiry-blocks N] [--rate N] [--step N] [--no-close] [--json]
   trickle status   --data-dir DIR [--json]
-  trickle close    --data-dir DIR --broker URL --chain URL [--channel ID] [--json]
+  trickle close    --data-dir DIR --broker URL CHAIN [--channel ID] [--json]
+
+CHAIN is --chain simnet --simnet-url URL | --chain bitcoind --rpc-url URL [auth] |
+         --chain esplora --esplora-url URL --network N   (details below)
 
 Offer options (provider): --service ID (hotspot) --unit U (MB) --tariff-msat N (1000 msat per unit)
   --window N (credit window, 1000 units) --min-capacity-sat N (10000) --max-capacity-sat N (100000000)
@@ -46,7 +56,8 @@ Pay options: --units N to buy in total over the channel; --rate N units/s consum
   window, or half of a window below 10 units);
   --capacity-sat (default: enough for --units plus 10%); --expiry-blocks (default 144);
   --pay-timeout-ms (default 60000); --no-close keeps the channel open.
-`;
+
+${CHAIN_HELP}`;
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -85,6 +96,17 @@ const OPTIONS = {
   rate: { type: 'string' },
   step: { type: 'string' },
   'pay-timeout-ms': { type: 'string' },
+  'simnet-url': { type: 'string' },
+  'rpc-url': { type: 'string' },
+  'rpc-user': { type: 'string' },
+  'rpc-pass': { type: 'string' },
+  'rpc-cookie': { type: 'string' },
+  'esplora-url': { type: 'string' },
+  network: { type: 'string' },
+  'wallet-birth-height': { type: 'string' },
+  'close-depth': { type: 'string' },
+  'min-depth': { type: 'string' },
+  'fallback-feerate-per-kw': { type: 'string' },
   'no-close': { type: 'boolean' },
   service: { type: 'string' },
   unit: { type: 'string' },
@@ -115,6 +137,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'init':
         return await init(flags);
+      case 'wallet':
+        return await wallet(flags);
       case 'provider':
         return await provider(flags);
       case 'pay':
@@ -127,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (error instanceof UsageError || error instanceof ChainFlagError) {
       process.stderr.write(`${error.message}\n\n${HELP}`);
       return 2;
     }
@@ -157,12 +181,55 @@ function logTo(out: ReturnType<typeof emitter>) {
   };
 }
 
+/** The chain and the chain-related node options from the flags. */
+function chainOptions(flags: Flags): Pick<LocalNodeOptions, 'chain' | 'walletBirthHeight' | 'closeDepth' | 'minDepth' | 'fallbackFeeratePerKw'> {
+  const optionalInt = (name: string) => (flags[name] === undefined ? undefined : intFlag(flags, name, 0));
+  const birth = optionalInt('wallet-birth-height');
+  const closeDepth = optionalInt('close-depth');
+  const minDepth = optionalInt('min-depth');
+  if (closeDepth === 0 || minDepth === 0) throw new UsageError('--close-depth and --min-depth must be at least 1');
+  const fallback = flags['fallback-feerate-per-kw'] === undefined ? undefined : bigintFlag(flags, 'fallback-feerate-per-kw', 0n);
+  if (fallback !== undefined && fallback < 253n) throw new UsageError('--fallback-feerate-per-kw must be at least 253');
+  return {
+    chain: chainChoice(flags),
+    ...(birth !== undefined && { walletBirthHeight: birth }),
+    ...(closeDepth !== undefined && { closeDepth }),
+    ...(minDepth !== undefined && { minDepth }),
+    ...(fallback !== undefined && { fallbackFeeratePerKw: fallback }),
+  };
+}
+
 async function init(flags: Flags): Promise<number> {
   const keys = await loadKeys(required(flags, 'data-dir'), { create: true });
   const out = emitter(flags);
   const info = { event: 'init', nodeId: keys.identity.nodeId, walletScript: bytesToHex(keys.walletScript) };
   out.event(info, `node id        ${info.nodeId}\nwallet script  ${info.walletScript}`);
   return 0;
+}
+
+/** The wallet's receive address and balance, read from the chain (bitcoind: after scanning blocks). */
+async function wallet(flags: Flags): Promise<number> {
+  const out = emitter(flags);
+  const dataDir = required(flags, 'data-dir');
+  const keys = await loadKeys(dataDir, { create: false });
+  const options = chainOptions(flags);
+  const chain = await connectChain(options.chain);
+  const store = await LmdbStore.open({ path: join(dataDir, 'channels') });
+  try {
+    const network = chain.network === 'mainnet' ? networks.bitcoin : chain.network === 'regtest' ? networks.regtest : networks.testnet;
+    const receive = btcAddress.fromOutputScript(keys.walletScript, network);
+    const change = p2wpkhOutput(await keys.signer.getPublicKey({ family: 'wallet', index: 1 }));
+    const birthHeight = await walletBirthHeight(store, chain, options.walletBirthHeight);
+    const source = await chain.utxoSource({ store, scripts: [keys.walletScript, change], birthHeight });
+    const w = await DeviceWallet.open({ signer: keys.signer, source, chain: chain.chain, store });
+    const balance = await w.balance();
+    out.event({ event: 'wallet', chain: chain.kind, network: chain.network, address: receive, walletScript: bytesToHex(keys.walletScript), ...balance },
+      `address   ${receive} (${chain.network})\nspendable ${balance.spendableSat} sat; unconfirmed ${balance.unconfirmedSat}, immature ${balance.immatureSat}, locked ${balance.lockedSat}`);
+    return 0;
+  } finally {
+    chain.close();
+    await store.close();
+  }
 }
 
 function waitForSignal(): Promise<string> {
@@ -186,7 +253,7 @@ async function provider(flags: Flags): Promise<number> {
   const local = await startLocalNode({
     dataDir: required(flags, 'data-dir'),
     brokerUrl: required(flags, 'broker'),
-    chainUrl: required(flags, 'chain'),
+    ...chainOptions(flags),
     offers: [offer],
     log: logTo(out),
   });
@@ -257,7 +324,7 @@ async function pay(flags: Flags): Promise<number> {
   const local = await startLocalNode({
     dataDir: required(flags, 'data-dir'),
     brokerUrl: required(flags, 'broker'),
-    chainUrl: required(flags, 'chain'),
+    ...chainOptions(flags),
     node: { payTimeoutMs: intFlag(flags, 'pay-timeout-ms', 60_000) },
     log: logTo(out),
   });
@@ -387,7 +454,7 @@ async function close(flags: Flags): Promise<number> {
   const local = await startLocalNode({
     dataDir: required(flags, 'data-dir'),
     brokerUrl: required(flags, 'broker'),
-    chainUrl: required(flags, 'chain'),
+    ...chainOptions(flags),
     log: logTo(out),
   });
   try {

@@ -1,14 +1,14 @@
 /**
  * What every `trickle` command needs: the node's secret material in its data directory, the LMDB store,
- * the chain client, the MQTT messenger and the one-way channel runtime, wired together. Also the crash
- * hooks the crash tests use (TRICKLE_CRASH_AT), which do nothing unless that variable is set.
+ * the chain (simnet, bitcoind or Esplora: ./chain.ts), the device wallet, the MQTT messenger and the
+ * one-way channel runtime, wired together. Also the crash hooks the crash tests use (TRICKLE_CRASH_AT),
+ * which do nothing unless that variable is set.
  */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bytesToHex, hexToBytes } from '../bytes.js';
 import { hmacSha256 } from '../crypto/hash.js';
 import { isValidSecretKey } from '../crypto/secp256k1.js';
-import { SimnetClient } from '../chain/simnet-client.js';
 import { OnewayNode, type OnewayHooks, type OnewayNodeOptions } from '../channel/oneway/node.js';
 import type { PayeeOffer } from '../channel/oneway/payee.js';
 import type { Messenger } from '../node/messenger.js';
@@ -17,7 +17,8 @@ import { softwareIdentity, type NodeIdentity } from '../session/identity.js';
 import { SoftwareSigner } from '../signer/software.js';
 import { LmdbStore } from '../store/lmdb.js';
 import { startMqttMessenger } from '../transport/mqtt/node.js';
-import { SingleKeyWallet } from '../wallet/single-key.js';
+import { DeviceWallet } from '../wallet/device-wallet.js';
+import { connectChain, type ChainChoice, type ChainConnection } from './chain.js';
 
 const encoder = new TextEncoder();
 
@@ -74,9 +75,9 @@ export function crashHooksFromEnv(env: NodeJS.ProcessEnv = process.env): OnewayH
 export interface LocalNode {
   keys: NodeKeys;
   messenger: Messenger;
-  chain: SimnetClient;
+  chain: ChainConnection;
   store: LmdbStore;
-  wallet: SingleKeyWallet;
+  wallet: DeviceWallet;
   node: OnewayNode;
   close(): Promise<void>;
 }
@@ -84,31 +85,75 @@ export interface LocalNode {
 export interface LocalNodeOptions {
   dataDir: string;
   brokerUrl: string;
-  chainUrl: string;
+  chain: ChainChoice;
   offers?: PayeeOffer[];
   node?: Partial<OnewayNodeOptions>;
   log?: OnewayNodeOptions['log'];
+  /** bitcoind: the first block to scan for the wallet's coins; stored on first use. */
+  walletBirthHeight?: number;
+  /** Confirmations before a channel outcome is final (default 1 on regtest-like chains, else 3). */
+  closeDepth?: number;
+  /** The provider's funding depth before payments (same defaults). */
+  minDepth?: number;
+  /** Fee rate when the chain has no estimate (default 2500 sat/kW on regtest-like chains, else none). */
+  fallbackFeeratePerKw?: bigint;
+  /** Block-scan progress while the wallet catches up. */
+  onScanProgress?: (p: { height: number; tipHeight: number }) => void;
 }
 
-/** Open the data directory and bring the node online (MQTT, chain, channels resumed). */
+const BIRTH_KEY = 'wallet/birth-height';
+/** Default look-back for a wallet without a birth height on a real network: two weeks of blocks. */
+const DEFAULT_BIRTH_LOOKBACK = 2016;
+
+/** The wallet's birth height: stored, else given, else a default; stored on first use. */
+export async function walletBirthHeight(store: LmdbStore, chain: ChainConnection, given: number | undefined): Promise<number> {
+  const stored = await store.get(BIRTH_KEY);
+  if (stored) {
+    const text = new TextDecoder().decode(stored);
+    if (!/^\d{1,10}$/.test(text)) throw new Error(`stored ${BIRTH_KEY} is not a height`);
+    return Number(text);
+  }
+  const height = given ?? (chain.network === 'regtest' ? 0 : Math.max(0, (await chain.chain.tipHeight()) - DEFAULT_BIRTH_LOOKBACK));
+  await store.commit([{ key: BIRTH_KEY, value: encoder.encode(String(height)) }]);
+  return height;
+}
+
+/** Open the data directory and bring the node online (chain, wallet, MQTT, channels resumed). */
 export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNode> {
   const keys = await loadKeys(options.dataDir, { create: true });
   const store = await LmdbStore.open({ path: join(options.dataDir, 'channels') });
-  const chain = new SimnetClient(options.chainUrl, { pollIntervalMs: 100 });
+  let chain: ChainConnection | undefined;
   let messenger: Messenger | undefined;
   try {
-    messenger = await startMqttMessenger({ url: options.brokerUrl, identity: keys.identity });
-    const wallet = new SingleKeyWallet({
-      signer: keys.signer,
-      listUnspent: async (script) => (await chain.utxosForScript(script)).map((u) => ({ outpoint: u.outpoint, valueSat: u.output.valueSat })),
+    // The adapters fall back only when told to; on regtest the wallet falls back (a fresh regtest
+    // node has no fee estimates), and on real networks an open without an estimate fails.
+    chain = await connectChain(options.chain, {
+      ...(options.fallbackFeeratePerKw !== undefined && { fallbackFeeratePerKw: options.fallbackFeeratePerKw }),
+      ...(options.log && { onError: (e: unknown) => options.log!({ level: 'warn', msg: `chain: ${(e as Error).message}`, code: (e as { code?: string }).code ?? 'CHAIN' }) }),
     });
+    const onRegtest = chain.network === 'regtest';
+    const scripts = [keys.walletScript, await changeScriptOf(keys)];
+    const birthHeight = await walletBirthHeight(store, chain, options.walletBirthHeight);
+    const source = await chain.utxoSource({ store, scripts, birthHeight, ...(options.onScanProgress && { onProgress: options.onScanProgress }) });
+    const walletFallback = options.fallbackFeeratePerKw ?? (onRegtest ? 2500n : undefined);
+    const wallet = await DeviceWallet.open({
+      signer: keys.signer,
+      source,
+      chain: chain.chain,
+      store,
+      ...(walletFallback !== undefined && { fallbackFeeratePerKw: walletFallback }),
+    });
+    const depth = onRegtest ? 1 : 3;
+    messenger = await startMqttMessenger({ url: options.brokerUrl, identity: keys.identity });
     const hooks = crashHooksFromEnv();
     const node = await OnewayNode.start({
       messenger,
-      chain,
+      chain: chain.chain,
       store,
       signer: keys.signer,
       wallet,
+      closeDepth: options.closeDepth ?? depth,
+      payeePolicy: { minimumDepth: options.minDepth ?? depth },
       ...(options.offers ? { offers: options.offers } : {}),
       ...(hooks ? { hooks } : {}),
       ...(options.log ? { log: options.log } : {}),
@@ -116,24 +161,29 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
     });
     if (options.offers) await messenger.announce(options.offers);
     const m = messenger;
+    const c = chain;
     return {
       keys,
       messenger: m,
-      chain,
+      chain: c,
       store,
       wallet,
       node,
       async close() {
         await node.stop();
         await m.stop();
-        chain.close();
+        c.close();
         await store.close();
       },
     };
   } catch (error) {
     await messenger?.stop().catch(() => undefined);
-    chain.close();
+    chain?.close();
     await store.close();
     throw error;
   }
+}
+
+async function changeScriptOf(keys: NodeKeys): Promise<Uint8Array> {
+  return p2wpkhOutput(await keys.signer.getPublicKey({ family: 'wallet', index: 1 }));
 }

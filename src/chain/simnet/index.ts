@@ -18,3 +18,5 @@ export type {
   ChainSource,
 } from '../port.js';
 export { serveSimnet, type SimnetServer, type SimnetServerOptions } from './server.js';
+export { serveBitcoindRpc, type BitcoindServer, type BitcoindServerOptions, type BitcoindFault } from './bitcoind-server.js';
+export { serveEsplora, type EsploraServer, type EsploraServerOptions, type EsploraFault, type EsploraFaults } from './esplora-server.js';
