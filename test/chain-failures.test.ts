@@ -131,11 +131,14 @@ test('a wrong password is CHAIN_AUTH from the library, and a clear one-line erro
     assert.equal((await unreachable.exited).code, 1);
     assert.ok(unreachable.events.some((e) => e['code'] === 'CHAIN_UNREACHABLE'), JSON.stringify(unreachable.events));
 
+    await simnet.mine(5);
     const ok = runCli(['wallet', '--data-dir', dir, '--chain', 'bitcoind', '--rpc-url', server.url, '--rpc-user', AUTH.user, '--rpc-pass', AUTH.password]);
     assert.equal((await ok.exited).code, 0, ok.stderr.join('\n'));
     const wallet = ok.events.find((e) => e['event'] === 'wallet')!;
     assert.match(String(wallet['address']), /^bcrt1q/);
     assert.equal(wallet['spendableSat'], '0');
+    // The wallet scanned the regtest chain from its birth height (0) and said so as it went.
+    assert.ok(ok.events.some((e) => e['event'] === 'catching-up' && e['height'] === 5 && e['tipHeight'] === 5), JSON.stringify(ok.events));
   } finally {
     await server.close();
     await rm(dir, { recursive: true, force: true });

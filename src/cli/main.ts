@@ -220,7 +220,7 @@ async function wallet(flags: Flags): Promise<number> {
     const receive = btcAddress.fromOutputScript(keys.walletScript, network);
     const change = p2wpkhOutput(await keys.signer.getPublicKey({ family: 'wallet', index: 1 }));
     const birthHeight = await walletBirthHeight(store, chain, options.walletBirthHeight);
-    const source = await chain.utxoSource({ store, scripts: [keys.walletScript, change], birthHeight });
+    const source = await chain.utxoSource({ store, scripts: [keys.walletScript, change], birthHeight, onProgress: catchUpProgress(out) });
     const w = await DeviceWallet.open({ signer: keys.signer, source, chain: chain.chain, store });
     const balance = await w.balance();
     out.event({ event: 'wallet', chain: chain.kind, network: chain.network, address: receive, walletScript: bytesToHex(keys.walletScript), ...balance },
@@ -230,6 +230,18 @@ async function wallet(flags: Flags): Promise<number> {
     chain.close();
     await store.close();
   }
+}
+
+/** Progress while the chain or the wallet's block scan catches up: at most one line a second, and the last. */
+function catchUpProgress(out: ReturnType<typeof emitter>): (p: { height: number; tipHeight: number }) => void {
+  let last = 0;
+  return ({ height, tipHeight }) => {
+    const now = performance.now();
+    if (height !== tipHeight && now - last < 1000) return;
+    last = now;
+    if (out.json) out.event({ event: 'catching-up', height, tipHeight });
+    else process.stderr.write(`catching up with the chain: block ${height} of ${tipHeight}\n`);
+  };
 }
 
 function waitForSignal(): Promise<string> {
@@ -256,6 +268,7 @@ async function provider(flags: Flags): Promise<number> {
     ...chainOptions(flags),
     offers: [offer],
     log: logTo(out),
+    onScanProgress: catchUpProgress(out),
   });
   const serveRate = flags['serve-rate'] === undefined ? undefined : bigintFlag(flags, 'serve-rate', 0n);
   const guards = new Map<string, { guard: ServiceGuard; meter: SimulatedMeter }>();
@@ -327,6 +340,7 @@ async function pay(flags: Flags): Promise<number> {
     ...chainOptions(flags),
     node: { payTimeoutMs: intFlag(flags, 'pay-timeout-ms', 60_000) },
     log: logTo(out),
+    onScanProgress: catchUpProgress(out),
   });
   try {
     local.node.onEvent((channel, event) => reportEvent(out, channel, event));
@@ -456,6 +470,7 @@ async function close(flags: Flags): Promise<number> {
     brokerUrl: required(flags, 'broker'),
     ...chainOptions(flags),
     log: logTo(out),
+    onScanProgress: catchUpProgress(out),
   });
   try {
     const wanted = flags['channel'];

@@ -97,7 +97,7 @@ export interface LocalNodeOptions {
   minDepth?: number;
   /** Fee rate when the chain has no estimate (default 2500 sat/kW on regtest-like chains, else none). */
   fallbackFeeratePerKw?: bigint;
-  /** Block-scan progress while the wallet catches up. */
+  /** Progress while the chain's events or the wallet's block scan catch up. */
   onScanProgress?: (p: { height: number; tipHeight: number }) => void;
 }
 
@@ -129,6 +129,7 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
     // node has no fee estimates), and on real networks an open without an estimate fails.
     chain = await connectChain(options.chain, {
       ...(options.fallbackFeeratePerKw !== undefined && { fallbackFeeratePerKw: options.fallbackFeeratePerKw }),
+      ...(options.onScanProgress && { onProgress: options.onScanProgress }),
       ...(options.log && { onError: (e: unknown) => options.log!({ level: 'warn', msg: `chain: ${(e as Error).message}`, code: (e as { code?: string }).code ?? 'CHAIN' }) }),
     });
     const onRegtest = chain.network === 'regtest';
