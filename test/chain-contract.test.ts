@@ -10,7 +10,21 @@ import { serveBitcoindRpc } from '../src/chain/simnet/bitcoind-server.js';
 import { BitcoindChain } from '../src/chain/bitcoind/index.js';
 import { serveEsplora } from '../src/chain/simnet/esplora-server.js';
 import { EsploraChain } from '../src/chain/esplora/index.js';
-import { chainContract } from './helpers/chain-contract.js';
+import type { ChainSource } from '../src/chain/port.js';
+import { chainContract, type ChainHarness } from './helpers/chain-contract.js';
+
+/** A polling backend over a loopback server: events are brought up to date by one poll. */
+function polled(simnet: Simnet, server: { close(): Promise<void> }, chain: ChainSource & { poll(): Promise<void>; close(): void }): ChainHarness {
+  return {
+    chain,
+    simnet,
+    sync: () => chain.poll(),
+    close: async () => {
+      chain.close();
+      await server.close();
+    },
+  };
+}
 
 chainContract(
   'in-process Simnet',
@@ -27,15 +41,7 @@ chainContract(
     const simnet = new Simnet();
     const server = await serveSimnet(simnet);
     const client = new SimnetClient(server.url, { pollIntervalMs: 60_000 });
-    return {
-      chain: client,
-      simnet,
-      sync: () => client.poll(),
-      close: async () => {
-        client.close();
-        await server.close();
-      },
-    };
+    return polled(simnet, server, client);
   },
   { seesForeignMempoolSpends: true, reportsEarlierSpends: true },
 );
@@ -46,15 +52,7 @@ chainContract(
     const simnet = new Simnet();
     const server = await serveBitcoindRpc(simnet, { auth: { user: 'trickle', password: 'contract-suite' } });
     const chain = await BitcoindChain.connect({ url: server.url, auth: { user: 'trickle', password: 'contract-suite' }, network: 'regtest', pollIntervalMs: 60_000 });
-    return {
-      chain,
-      simnet,
-      sync: () => chain.poll(),
-      close: async () => {
-        chain.close();
-        await server.close();
-      },
-    };
+    return polled(simnet, server, chain);
   },
   { seesForeignMempoolSpends: false, reportsEarlierSpends: true },
 );
@@ -65,15 +63,7 @@ chainContract(
     const simnet = new Simnet();
     const server = await serveEsplora(simnet, { network: 'regtest' });
     const chain = new EsploraChain({ url: server.url, network: 'regtest', pollIntervalMs: 60_000, retry: { attempts: 1 } });
-    return {
-      chain,
-      simnet,
-      sync: () => chain.poll(),
-      close: async () => {
-        chain.close();
-        await server.close();
-      },
-    };
+    return polled(simnet, server, chain);
   },
   { seesForeignMempoolSpends: true, reportsEarlierSpends: true },
 );

@@ -7,49 +7,17 @@ import assert from 'node:assert/strict';
 import { Block, Transaction } from 'bitcoinjs-lib';
 import { Simnet, type BroadcastResult, type ChainEvent, type OutPoint } from '../src/chain/simnet/index.js';
 import { hexToBytes, reverseBytes } from '../src/bytes.js';
-import { SoftwareSigner } from '../src/signer/software.js';
-import { encodeScriptSignature, p2wpkhOutput, p2wpkhScriptCode, compileScript, opcodes } from '../src/onchain/script.js';
+import { p2wpkhOutput, compileScript, opcodes } from '../src/onchain/script.js';
+import { P2wpkhKeys } from './helpers/p2wpkh.js';
 
-const signer = SoftwareSigner.fromSeed(new Uint8Array(32).fill(7));
-const pubkeys = await Promise.all([0, 1, 2].map((index) => signer.getPublicKey({ family: 'wallet', index })));
+const keys = await P2wpkhKeys.create(7);
+const pubkeys = keys.pubkeys;
 const pub0 = pubkeys[0]!;
 const script0 = p2wpkhOutput(pub0);
 const script1 = p2wpkhOutput(pubkeys[1]!);
-
-interface SpendInput {
-  outpoint: OutPoint;
-  valueSat: bigint;
-  sequence?: number;
-  /** Key that owns the coin (default 0); `signWith` lets a test sign with a different one. */
-  key?: number;
-  signWith?: number;
-}
-
-/** A signed P2WPKH spend: witness [DER sig + SIGHASH_ALL, pubkey]. */
-async function spend(
-  inputs: SpendInput[],
-  outputs: Array<{ script: Uint8Array; valueSat: bigint }>,
-  opts: { version?: number; locktime?: number } = {},
-): Promise<Uint8Array> {
-  const tx = new Transaction();
-  tx.version = opts.version ?? 2;
-  tx.locktime = opts.locktime ?? 0;
-  for (const i of inputs) tx.addInput(reverseBytes(hexToBytes(i.outpoint.txid)), i.outpoint.vout, i.sequence ?? 0xfffffffd);
-  for (const o of outputs) tx.addOutput(o.script, o.valueSat);
-  const unsigned = tx.toBuffer();
-  for (const [inputIndex, i] of inputs.entries()) {
-    const pubkey = pubkeys[i.key ?? 0]!;
-    const sig = await signer.signInput({
-      key: { family: 'wallet', index: i.signWith ?? i.key ?? 0 },
-      tx: unsigned,
-      inputIndex,
-      scriptCode: p2wpkhScriptCode(pubkey),
-      valueSat: i.valueSat,
-    });
-    tx.setWitness(inputIndex, [encodeScriptSignature(sig), pubkey]);
-  }
-  return tx.toBuffer();
-}
+/** A signed P2WPKH spend (test/helpers/p2wpkh.ts). */
+const spend = keys.spend.bind(keys);
+type SpendInput = Parameters<typeof spend>[0][number];
 
 /** Spend one 100k-sat coin of key 0 to key 1, paying a 1000-sat fee. */
 function simpleSpend(outpoint: OutPoint, extra: Partial<SpendInput> = {}, opts: { version?: number; locktime?: number } = {}) {

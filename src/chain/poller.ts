@@ -90,6 +90,8 @@ export class ChainPoller {
   /** Polls run one after another: each new poll is chained behind this one. */
   #tail: Promise<void> = Promise.resolve();
   #running = false;
+  #closed = false;
+  #baseline: Promise<void> | undefined;
   #cancelTimer: (() => void) | undefined;
 
   constructor(chain: PollableChain, options: ChainPollerOptions = {}) {
@@ -141,6 +143,33 @@ export class ChainPoller {
     if (this.#running) return;
     this.#running = true;
     this.#tick();
+  }
+
+  /**
+   * For adapters: start polling on first use (a watch or a subscription) unless closed. The first poll
+   * takes the baseline tip; `baseline` resolves once it is done (or failed), so an adapter's own
+   * broadcasts and mining can wait for it and their blocks and spends then produce events.
+   */
+  startOnce(): void {
+    if (this.#closed || this.#baseline || this.#running) return;
+    this.#running = true;
+    // The baseline is the first poll of the timer loop: the next one comes an interval after it.
+    this.#baseline = this.poll()
+      .catch((e: unknown) => this.#report(e))
+      .finally(() => {
+        if (this.#running && !this.#cancelTimer) this.#cancelTimer = this.#clock.setTimer(this.#intervalMs, () => this.#tick());
+      });
+  }
+
+  /** Resolved once the baseline poll is done (at once if polling never started). */
+  get baseline(): Promise<void> {
+    return this.#baseline ?? Promise.resolve();
+  }
+
+  /** Stop for good: startOnce does nothing from now on. */
+  close(): void {
+    this.#closed = true;
+    this.stop();
   }
 
   /** Cancel the timer; a poll in progress still delivers its events. */

@@ -63,8 +63,6 @@ export class SimnetClient implements ChainSource {
   readonly #timeoutMs: number;
   readonly #poller: ChainPoller;
   /** Set when polling starts: its first poll, which takes the baseline tip. */
-  #baseline: Promise<void> | undefined;
-  #closed = false;
 
   constructor(url: string, options: SimnetClientOptions = {}) {
     let parsed: URL;
@@ -95,7 +93,7 @@ export class SimnetClient implements ChainSource {
   async broadcast(tx: Uint8Array): Promise<BroadcastResult> {
     // As the Simnet: what is not bytes does not decode.
     if (!(tx instanceof Uint8Array)) return { accepted: false, txid: '', code: 'tx-decode-failed', reason: 'TX decode failed' };
-    await this.#baseline;
+    await this.#poller.baseline;
     return broadcastResult(await this.#call('broadcast', { txHex: bytesToHex(tx) }), 'broadcast');
   }
 
@@ -126,13 +124,13 @@ export class SimnetClient implements ChainSource {
   /** Events for this outpoint's spends; starts polling. A spend made before watching is reported too. */
   watchOutpoint(outpoint: OutPoint): void {
     this.#poller.watchOutpoint(outpointArg(outpoint));
-    this.#startPolling();
+    this.#poller.startOnce();
   }
 
   /** Starts polling; blocks mined before the first poll answers produce no events. */
   subscribe(listener: (event: ChainEvent) => void): () => void {
     const unsubscribe = this.#poller.subscribe(listener);
-    this.#startPolling();
+    this.#poller.startOnce();
     return unsubscribe;
   }
 
@@ -145,7 +143,7 @@ export class SimnetClient implements ChainSource {
 
   async mine(count = 1): Promise<string[]> {
     if (!Number.isSafeInteger(count) || count < 0) throw new RangeError('"count" expected an integer >= 0');
-    await this.#baseline;
+    await this.#poller.baseline;
     const hashes = array(await this.#call('mine', { count }), 'mine').map((h, i) => txid(h, `mine[${i}]`));
     if (hashes.length !== count) throw badResponse('mine', `${count} block hashes`);
     return hashes;
@@ -154,7 +152,7 @@ export class SimnetClient implements ChainSource {
   async faucet(outputScript: Uint8Array, valueSat: bigint): Promise<OutPoint> {
     if (!(outputScript instanceof Uint8Array)) throw new TypeError('"outputScript" expected a Uint8Array');
     if (typeof valueSat !== 'bigint') throw new TypeError('"valueSat" expected a bigint');
-    await this.#baseline;
+    await this.#poller.baseline;
     return outpoint(await this.#call('faucet', { scriptHex: bytesToHex(outputScript), valueSat: valueSat.toString() }), 'faucet');
   }
 
@@ -186,19 +184,10 @@ export class SimnetClient implements ChainSource {
 
   /** Stop polling for good. Requests still work; they need nothing to be closed. */
   close(): void {
-    this.#closed = true;
-    this.#poller.stop();
+    this.#poller.close();
   }
 
   // ---- Internals ---------------------------------------------------------------------------------
-
-  #startPolling(): void {
-    if (this.#closed || this.#baseline) return;
-    // The first poll takes the baseline tip. Our own mine/faucet/broadcast wait for it, so their
-    // blocks and spends come after the baseline and produce events.
-    this.#baseline = this.#poller.poll().catch(() => {});
-    this.#poller.start();
-  }
 
   async #call(method: string, body: Record<string, unknown>): Promise<unknown> {
     const res = await httpRequest({

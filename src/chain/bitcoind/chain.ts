@@ -119,8 +119,6 @@ export class BitcoindChain implements ChainSource, PollableChain {
   readonly #scannedTo = new Map<string, number>();
   readonly #blockCache: BitcoindBlock[] = [];
   #lastTip = 0;
-  #baseline: Promise<void> | undefined;
-  #closed = false;
 
   private constructor(rpc: BitcoindRpc, network: BitcoindNetwork, options: BitcoindChainOptions) {
     this.#rpc = rpc;
@@ -182,7 +180,7 @@ export class BitcoindChain implements ChainSource, PollableChain {
 
   async broadcast(tx: Uint8Array): Promise<BroadcastResult> {
     if (!(tx instanceof Uint8Array)) return { accepted: false, txid: '', code: 'tx-decode-failed', reason: 'TX decode failed' };
-    await this.#baseline;
+    await this.#poller.baseline;
     const raw = Uint8Array.from(tx);
     let parsed: Transaction | undefined;
     try {
@@ -303,13 +301,13 @@ export class BitcoindChain implements ChainSource, PollableChain {
     const { txid, vout } = outpointArg(outpoint);
     this.#watched.add(`${txid}:${vout}`);
     this.#poller.watchOutpoint({ txid, vout });
-    this.#startPolling();
+    this.#poller.startOnce();
   }
 
   /** Starts polling; blocks mined before the first poll answers produce no events. */
   subscribe(listener: (event: ChainEvent) => void): () => void {
     const unsubscribe = this.#poller.subscribe(listener);
-    this.#startPolling();
+    this.#poller.startOnce();
     return unsubscribe;
   }
 
@@ -354,7 +352,7 @@ export class BitcoindChain implements ChainSource, PollableChain {
     if (this.#network !== 'regtest') throw new TypeError(`generateToAddress: the node is on ${this.#network}; only regtest can mine on demand`);
     if (!Number.isSafeInteger(count) || count < 0) throw new RangeError('"count" expected an integer >= 0');
     if (typeof address !== 'string') throw new TypeError('"address" expected a string');
-    await this.#baseline;
+    await this.#poller.baseline;
     const answer = await this.#rpc.call('generatetoaddress', [count, address]);
     if (!Array.isArray(answer) || answer.length !== count) throw badResponse('generatetoaddress', `${count} block hashes`);
     return answer.map((h, i) => hash(h, `generatetoaddress[${i}]`));
@@ -367,18 +365,10 @@ export class BitcoindChain implements ChainSource, PollableChain {
 
   /** Stop polling for good. Requests still work. */
   close(): void {
-    this.#closed = true;
-    this.#poller.stop();
+    this.#poller.close();
   }
 
   // ---- Internals ---------------------------------------------------------------------------------
-
-  #startPolling(): void {
-    if (this.#closed || this.#baseline) return;
-    // The first poll takes the baseline tip; our broadcasts and generateToAddress wait for it.
-    this.#baseline = this.#poller.poll().catch(() => {});
-    this.#poller.start();
-  }
 
   #remember(txid: string, raw: Uint8Array, tx: Transaction, sentAtHeight: number): void {
     if (!this.#ours.has(txid)) this.#ours.set(txid, { raw, sentAtHeight });

@@ -106,8 +106,6 @@ export class EsploraChain implements ChainSource, PollableChain {
   readonly #retry: RetryOptions;
   readonly #fallbackFeeratePerKw: bigint | undefined;
   readonly #poller: ChainPoller;
-  #polling = false;
-  #closed = false;
 
   constructor(options: EsploraChainOptions) {
     if (!options || typeof options !== 'object') throw new TypeError('"options" expected an object');
@@ -249,13 +247,13 @@ export class EsploraChain implements ChainSource, PollableChain {
   /** Events for this outpoint's spends; starts polling. A spend made before watching is reported too. */
   watchOutpoint(outpoint: OutPoint): void {
     this.#poller.watchOutpoint(outpointArg(outpoint));
-    this.#startPolling();
+    this.#poller.startOnce();
   }
 
   /** Starts polling; blocks mined before the first poll answers produce no events. */
   subscribe(listener: (event: ChainEvent) => void): () => void {
     const unsubscribe = this.#poller.subscribe(listener);
-    this.#startPolling();
+    this.#poller.startOnce();
     return unsubscribe;
   }
 
@@ -343,17 +341,10 @@ export class EsploraChain implements ChainSource, PollableChain {
 
   /** Stop polling for good. Requests still work; they need nothing to be closed. */
   close(): void {
-    this.#closed = true;
-    this.#poller.stop();
+    this.#poller.close();
   }
 
   // ---- Internals ---------------------------------------------------------------------------------
-
-  #startPolling(): void {
-    if (this.#closed || this.#polling) return;
-    this.#polling = true;
-    this.#poller.start();
-  }
 
   /** The transaction, checked against its txid, or undefined on 404. */
   async #transaction(txid: string): Promise<{ raw: Uint8Array; parsed: Transaction } | undefined> {

@@ -23,8 +23,8 @@
  * const chain = await BitcoindChain.connect({ url: server.url, auth: { user: 'u', password: 'p' }, network: 'regtest' });
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { isIP } from 'node:net';
+import { checkListenOptions, listen } from './listen.js';
+import type { Socket } from 'node:net';
 import { chmod, unlink, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { address as baddress, Block, networks, Transaction } from 'bitcoinjs-lib';
@@ -221,12 +221,7 @@ const handlers: Record<string, Handler> = {
 };
 
 export async function serveBitcoindRpc(simnet: BitcoindSimnet, options: BitcoindServerOptions): Promise<BitcoindServer> {
-  const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 0;
-  if (!isLoopback(host) && options.allowRemote !== true) {
-    throw new RangeError(`"host" ${host} is not loopback; a simnet serves only loopback unless allowRemote: true`);
-  }
-  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new RangeError('"port" expected an integer 0..65535');
+  const { host, port } = checkListenOptions(options);
   if (options.chain !== undefined && options.chain !== 'regtest') throw new RangeError('"chain" only regtest is modelled');
   const auth = options.auth;
   if (!auth || typeof auth !== 'object') throw new TypeError('"auth" expected { user, password } or { cookieFile }');
@@ -261,19 +256,11 @@ export async function serveBitcoindRpc(simnet: BitcoindSimnet, options: Bitcoind
     }
     handle(ctx, expected, fault, req, res).catch((e: unknown) => req.socket.destroy(e instanceof Error ? e : undefined));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const url = await listen(server, host, port);
 
-  const address = server.address() as AddressInfo;
-  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${address.port}`,
+    url,
     faults: {
       next(kind) {
         if (!['garbage', 'hang', 'http500-empty', 'drop'].includes(kind)) throw new TypeError('"kind" expected garbage, hang, http500-empty or drop');
@@ -441,9 +428,3 @@ function digest(text: string): Uint8Array {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  const v6 = host.toLowerCase();
-  return v6 === '::1' || v6 === '0:0:0:0:0:0:0:1' || v6.startsWith('::ffff:127.');
-}

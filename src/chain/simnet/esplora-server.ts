@@ -26,7 +26,7 @@
  * server.faults.next('http503'); // the next request gets 503, the adapter retries
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { isIP, type AddressInfo } from 'node:net';
+import { checkListenOptions, listen } from './listen.js';
 import { address as baddress, networks } from 'bitcoinjs-lib';
 import { bytesToHex, hexToBytes } from '../../bytes.js';
 import { nodeErrorForRejection } from '../node-errors.js';
@@ -91,12 +91,7 @@ class HttpError extends Error {
 }
 
 export async function serveEsplora(simnet: Simnet, options: EsploraServerOptions = {}): Promise<EsploraServer> {
-  const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 0;
-  if (!isLoopback(host) && options.allowRemote !== true) {
-    throw new RangeError(`"host" ${host} is not loopback; a simnet serves only loopback unless allowRemote: true`);
-  }
-  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new RangeError('"port" expected an integer 0..65535');
+  const { host, port } = checkListenOptions(options);
   if ((options.network ?? 'regtest') !== 'regtest') throw new RangeError('"network" expected regtest');
   const feeEstimates = options.feeEstimates ?? 'simnet';
   if (feeEstimates !== 'simnet' && feeEstimates !== 'none') throw new RangeError('"feeEstimates" expected simnet or none');
@@ -128,19 +123,11 @@ export async function serveEsplora(simnet: Simnet, options: EsploraServerOptions
       .then((reply) => send(req, res, reply))
       .catch((e: unknown) => req.socket.destroy(e instanceof Error ? e : undefined));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const url = await listen(server, host, port);
 
-  const address = server.address() as AddressInfo;
-  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${address.port}`,
+    url,
     faults,
     close() {
       closed ??= new Promise<void>((resolve, reject) => {
@@ -315,9 +302,3 @@ function hash(value: string): string {
   return value.toLowerCase();
 }
 
-function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  const v6 = host.toLowerCase();
-  return v6 === '::1' || v6 === '0:0:0:0:0:0:0:1' || v6.startsWith('::ffff:127.');
-}

@@ -29,8 +29,7 @@
  * spawn('node', ['payee.js', '--chain', server.url]);
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { checkListenOptions, listen } from './listen.js';
 import type { OutPoint, SpendInfo, TxStatus, UtxoStatus } from '../port.js';
 import { bytesToHex, hexToBytes } from '../../bytes.js';
 import { systemClock, type Clock } from '../../clock.js';
@@ -99,12 +98,7 @@ const handlers: Record<string, Handler> = {
 };
 
 export async function serveSimnet(simnet: Simnet, options: SimnetServerOptions = {}): Promise<SimnetServer> {
-  const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 0;
-  if (!isLoopback(host) && options.allowRemote !== true) {
-    throw new RangeError(`"host" ${host} is not loopback; a simnet serves only loopback unless allowRemote: true`);
-  }
-  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new RangeError('"port" expected an integer 0..65535');
+  const { host, port } = checkListenOptions(options);
   const autoMine = options.autoMine ?? 'off';
   if (autoMine !== 'off' && (!Number.isFinite(autoMine.intervalMs) || autoMine.intervalMs <= 0)) {
     throw new RangeError('"autoMine.intervalMs" expected a number > 0');
@@ -117,13 +111,7 @@ export async function serveSimnet(simnet: Simnet, options: SimnetServerOptions =
       req.socket.destroy(e instanceof Error ? e : undefined);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const url = await listen(server, host, port);
 
   let cancelMine: (() => void) | undefined;
   if (autoMine !== 'off') {
@@ -134,11 +122,9 @@ export async function serveSimnet(simnet: Simnet, options: SimnetServerOptions =
     cancelMine = clock.setTimer(autoMine.intervalMs, tick);
   }
 
-  const address = server.address() as AddressInfo;
-  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${address.port}`,
+    url,
     close() {
       closed ??= new Promise<void>((resolve, reject) => {
         cancelMine?.();
@@ -273,9 +259,3 @@ function encodeSpend(spend: SpendInfo | undefined): unknown {
   return spend && { txid: spend.txid, inputIndex: spend.inputIndex, blockHeight: spend.blockHeight ?? null };
 }
 
-function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  const v6 = host.toLowerCase();
-  return v6 === '::1' || v6 === '0:0:0:0:0:0:0:1' || v6.startsWith('::ffff:127.');
-}
