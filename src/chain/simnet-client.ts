@@ -20,6 +20,7 @@ import type {
 import { ChainPoller } from './poller.js';
 import { ChainClientError, badResponse } from './errors.js';
 import { httpRequest } from './http.js';
+import { isObject, object, outpointArg, txidArg, uint } from './validate.js';
 import type { Clock } from '../clock.js';
 import { bytesToHex, hexToBytes } from '../bytes.js';
 import { p2wpkhOutput } from '../onchain/script.js';
@@ -222,36 +223,10 @@ export class SimnetClient implements ChainSource {
 
 // ---- Arguments (programmer misuse: TypeError/RangeError, as the Simnet) ------------------------------
 
-function txidArg(value: string): string {
-  if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) throw new TypeError('"txid" expected 64 hex characters');
-  return value.toLowerCase();
-}
-
-function outpointArg(value: OutPoint): OutPoint {
-  if (!value || !Number.isSafeInteger(value.vout) || value.vout < 0 || value.vout > 0xffffffff) {
-    throw new TypeError('"outpoint" expected { txid, vout } with vout a uint32');
-  }
-  return { txid: txidArg(value.txid), vout: value.vout };
-}
-
 // ---- Response fields (untrusted: CHAIN_BAD_RESPONSE) ----------------------------------------------
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function object(value: unknown, path: string): Record<string, unknown> {
-  if (!isObject(value)) throw badResponse(path, 'an object');
-  return value;
-}
 
 function array(value: unknown, path: string): unknown[] {
   if (!Array.isArray(value)) throw badResponse(path, 'an array');
-  return value;
-}
-
-function uint(value: unknown, path: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw badResponse(path, 'an integer >= 0');
   return value;
 }
 

@@ -24,14 +24,13 @@ import type { PayeeOffer } from '../channel/oneway/payee.js';
 import { startServiceGuard, type ServiceGuard, type StreamProgress } from '../metering/stream.js';
 import { LmdbStore } from '../store/lmdb.js';
 import { isNodeId } from '../transport/port.js';
-import { p2wpkhOutput } from '../onchain/script.js';
 import type { MqttTransport } from '../transport/mqtt/transport.js';
 import { SimulatedMeter } from '../../devices/simulated-meter.js';
 import { CallbackGate } from '../../devices/service-gate.js';
 import { ProgressBar } from './progress.js';
 import { loadKeys, startLocalNode, walletBirthHeight, type LocalNode, type LocalNodeOptions } from './setup.js';
 import { CHAIN_HELP, ChainFlagError, chainChoice, connectChain } from './chain.js';
-import { DeviceWallet } from '../wallet/device-wallet.js';
+import { DeviceWallet, deviceWalletScripts } from '../wallet/device-wallet.js';
 import { address as btcAddress, networks } from 'bitcoinjs-lib';
 
 const HELP = `trickle — Bitcoin payment channels for machines
@@ -218,7 +217,7 @@ async function wallet(flags: Flags): Promise<number> {
   try {
     const network = chain.network === 'mainnet' ? networks.bitcoin : chain.network === 'regtest' ? networks.regtest : networks.testnet;
     const receive = btcAddress.fromOutputScript(keys.walletScript, network);
-    const change = p2wpkhOutput(await keys.signer.getPublicKey({ family: 'wallet', index: 1 }));
+    const { change } = await deviceWalletScripts(keys.signer);
     const birthHeight = await walletBirthHeight(store, chain, options.walletBirthHeight);
     const source = await chain.utxoSource({ store, scripts: [keys.walletScript, change], birthHeight, onProgress: catchUpProgress(out) });
     const w = await DeviceWallet.open({ signer: keys.signer, source, chain: chain.chain, store });

@@ -17,7 +17,7 @@ import { softwareIdentity, type NodeIdentity } from '../session/identity.js';
 import { SoftwareSigner } from '../signer/software.js';
 import { LmdbStore } from '../store/lmdb.js';
 import { startMqttMessenger } from '../transport/mqtt/node.js';
-import { DeviceWallet } from '../wallet/device-wallet.js';
+import { DeviceWallet, deviceWalletScripts } from '../wallet/device-wallet.js';
 import { connectChain, type ChainChoice, type ChainConnection } from './chain.js';
 
 const encoder = new TextEncoder();
@@ -133,7 +133,8 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
       ...(options.log && { onError: (e: unknown) => options.log!({ level: 'warn', msg: `chain: ${(e as Error).message}`, code: (e as { code?: string }).code ?? 'CHAIN' }) }),
     });
     const onRegtest = chain.network === 'regtest';
-    const scripts = [keys.walletScript, await changeScriptOf(keys)];
+    const { receive, change } = await deviceWalletScripts(keys.signer);
+    const scripts = [receive, change];
     const birthHeight = await walletBirthHeight(store, chain, options.walletBirthHeight);
     const source = await chain.utxoSource({ store, scripts, birthHeight, ...(options.onScanProgress && { onProgress: options.onScanProgress }) });
     const walletFallback = options.fallbackFeeratePerKw ?? (onRegtest ? 2500n : undefined);
@@ -183,8 +184,4 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
     await store.close();
     throw error;
   }
-}
-
-async function changeScriptOf(keys: NodeKeys): Promise<Uint8Array> {
-  return p2wpkhOutput(await keys.signer.getPublicKey({ family: 'wallet', index: 1 }));
 }

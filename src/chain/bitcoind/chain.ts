@@ -27,15 +27,16 @@
  * // …
  * chain.close();
  */
-import { Block, Transaction } from 'bitcoinjs-lib';
+import { Transaction } from 'bitcoinjs-lib';
 import type {
   BroadcastResult, ChainEvent, ChainSource, OutPoint, SpendInfo, TxStatus, UtxoStatus,
 } from '../port.js';
 import { ChainPoller, type PollableChain } from '../poller.js';
 import { ChainClientError, badResponse } from '../errors.js';
+import { object, outpointArg, parseCheckedBlock, parseTransaction, txidArg, uint } from '../validate.js';
 import { rejectionFromNodeError } from '../node-errors.js';
 import { BitcoindRpc, BitcoindRpcError, type BitcoindRpcOptions } from './rpc.js';
-import { bytesToHex, equalBytes, hexToBytes } from '../../bytes.js';
+import { bytesToHex, hexToBytes } from '../../bytes.js';
 import { hashToTxid } from '../../onchain/tx.js';
 import type { Clock } from '../../clock.js';
 
@@ -225,7 +226,7 @@ export class BitcoindChain implements ChainSource, PollableChain {
       const tip = await this.tipHeight();
       return { tx: found.raw, blockHeight: found.place.height, confirmations: Math.max(0, tip - found.place.height + 1) };
     }
-    const tx = parseTx(raw, 'getrawtransaction');
+    const tx = parseTransaction(raw, 'getrawtransaction');
     if (tx.getId() !== id) throw badResponse('getrawtransaction', `the transaction ${id}`);
     const located = this.#confirmed.get(id) ?? (await this.#locate(id, tx));
     if (located === 'mempool') {
@@ -321,14 +322,14 @@ export class BitcoindChain implements ChainSource, PollableChain {
   /** Index the block's spends of watched outpoints and the confirmation of known txs. Idempotent. */
   async connectBlock(height: number, blockHash: string): Promise<void> {
     if (!Number.isSafeInteger(height) || height < 0) throw new RangeError('"height" expected an integer >= 0');
-    const block = await this.#blockAt(height, hashArg(blockHash));
+    const block = await this.#blockAt(height, txidArg(blockHash, 'hash'));
     this.#index(block);
     this.#onProgress?.({ height, tipHeight: Math.max(this.#lastTip, height) });
   }
 
   /** Forget what the index learnt from this block. Idempotent. */
   async disconnectBlock(height: number, blockHash: string): Promise<void> {
-    const id = hashArg(blockHash);
+    const id = txidArg(blockHash, 'hash');
     for (const [key, spend] of this.#spends) if (spend.hash === id) this.#spends.delete(key);
     for (const [txid, place] of this.#confirmed) if (place.hash === id) this.#confirmed.delete(txid);
     // Scans that read this height read a block that is gone: they restart below it.
@@ -393,7 +394,7 @@ export class BitcoindChain implements ChainSource, PollableChain {
     const cached = this.#blockCache.find((b) => b.hash === id && b.height === height);
     if (cached) return { height, hash: id, txs: [...cached.txs] };
     const hex = await this.#rpc.call('getblock', [id, 0]);
-    const block = parseBlock(bytes(hex, 'getblock'), id);
+    const block = parseCheckedBlock(bytes(hex, 'getblock'), id, 'getblock');
     const entry: BitcoindBlock = { height, hash: id, txs: block.transactions! };
     this.#blockCache.push(entry);
     if (this.#blockCache.length > BLOCK_CACHE_SIZE) this.#blockCache.shift();
@@ -457,34 +458,7 @@ export class BitcoindChain implements ChainSource, PollableChain {
 
 // ---- Arguments (programmer misuse: TypeError) -------------------------------------------------------
 
-function txidArg(value: string): string {
-  if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) throw new TypeError('"txid" expected 64 hex characters');
-  return value.toLowerCase();
-}
-
-function hashArg(value: string): string {
-  if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) throw new TypeError('"hash" expected 64 hex characters');
-  return value.toLowerCase();
-}
-
-function outpointArg(value: OutPoint): OutPoint {
-  if (!value || !Number.isSafeInteger(value.vout) || value.vout < 0 || value.vout > 0xffffffff) {
-    throw new TypeError('"outpoint" expected { txid, vout } with vout a uint32');
-  }
-  return { txid: txidArg(value.txid), vout: value.vout };
-}
-
 // ---- Answers (untrusted: CHAIN_BAD_RESPONSE naming the field) --------------------------------------
-
-function object(value: unknown, path: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badResponse(path, 'an object');
-  return value as Record<string, unknown>;
-}
-
-function uint(value: unknown, path: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw badResponse(path, 'an integer >= 0');
-  return value;
-}
 
 function hash(value: unknown, path: string): string {
   if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) throw badResponse(path, '64 lowercase hex characters');
@@ -510,38 +484,5 @@ function txOut(value: unknown, path: string): { bestblock: string; confirmations
     confirmations: uint(o.confirmations, `${path}.confirmations`),
     output: { valueSat: btcToSat(o.value, `${path}.value`), script: bytes(spk.hex, `${path}.scriptPubKey.hex`) },
   };
-}
-
-function parseTx(raw: Uint8Array, path: string): Transaction {
-  try {
-    const tx = Transaction.fromBuffer(raw);
-    if (tx.byteLength() !== raw.length) throw new Error('trailing bytes');
-    return tx;
-  } catch {
-    throw badResponse(path, 'a serialized transaction');
-  }
-}
-
-/** Parse a raw block and check it is the block `id`, with transactions that match its header. */
-function parseBlock(raw: Uint8Array, id: string): Block {
-  let block: Block;
-  try {
-    block = Block.fromBuffer(raw);
-  } catch {
-    throw badResponse('getblock', 'a serialized block');
-  }
-  if (!block.transactions || block.transactions.length === 0 || block.byteLength() !== raw.length) {
-    throw badResponse('getblock', 'a serialized block with transactions and nothing after them');
-  }
-  if (block.getId() !== id) throw badResponse('getblock', `the block ${id} (its header hashes to ${block.getId()})`);
-  // The merkle root must commit to these very transactions (and not to a CVE-2012-2459 duplicate list).
-  const mutated = { value: false };
-  const root = Block.calculateMerkleRoot(block.transactions, false, mutated);
-  if (mutated.value || !equalBytes(root, block.merkleRoot!)) throw badResponse('getblock', 'transactions matching the merkle root');
-  // Witnesses do not enter txids, but a block carrying them must commit to them (BIP 141).
-  if (block.hasWitnessCommit() ? !block.checkTxRoots() : block.hasWitness()) {
-    throw badResponse('getblock', 'witness data matching the witness commitment');
-  }
-  return block;
 }
 

@@ -17,6 +17,7 @@
 import { readFile } from 'node:fs/promises';
 import { ChainClientError, isTransientChainError } from '../errors.js';
 import { httpRequest, origin, withRetry, type RetryOptions } from '../http.js';
+import { isObject } from '../validate.js';
 import type { Clock } from '../../clock.js';
 
 export type BitcoindAuth = { user: string; password: string } | { cookieFile: string };
@@ -190,10 +191,6 @@ export class BitcoindRpc {
 
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function bad(method: string, field: string, expected: string): ChainClientError {

@@ -27,7 +27,7 @@
  * // …
  * chain.close();
  */
-import { Block, Transaction, address as baddress, networks, type Network } from 'bitcoinjs-lib';
+import { Transaction, address as baddress, networks, type Network } from 'bitcoinjs-lib';
 import type {
   BroadcastResult, ChainEvent, ChainSource, OutPoint, SpendInfo, TxStatus, UtxoStatus,
 } from '../port.js';
@@ -35,9 +35,10 @@ import { ChainClientError, badResponse, isTransientChainError } from '../errors.
 import { DEFAULT_MAX_RESPONSE_BYTES, httpRequest, origin, withRetry, type HttpResponse, type RetryOptions } from '../http.js';
 import { rejectionFromNodeError } from '../node-errors.js';
 import { ChainPoller, type PollableChain } from '../poller.js';
+import { isObject, object, outpointArg, parseCheckedBlock, txidArg } from '../validate.js';
 import { systemClock, type Clock } from '../../clock.js';
 import { MAX_MONEY_SAT } from '../../amounts.js';
-import { bytesToHex, equalBytes, hexToBytes } from '../../bytes.js';
+import { bytesToHex, hexToBytes } from '../../bytes.js';
 import { witnessVersion } from '../../onchain/script.js';
 
 export type EsploraNetwork = 'regtest' | 'signet' | 'testnet' | 'mainnet';
@@ -279,23 +280,7 @@ export class EsploraChain implements ChainSource, PollableChain {
     const res = (await this.#request('GET', `/block/${id}/raw`, what, Math.min(MAX_BLOCK_BYTES, this.#maxResponseBytes), { accept: [404] }));
     if (res.status === 404) throw new ChainClientError('CHAIN_HTTP_ERROR', `${what}: no such block (HTTP 404)`, { status: 404 });
     const raw = Uint8Array.from(res.body);
-    let block: Block;
-    try {
-      block = Block.fromBuffer(raw);
-    } catch {
-      throw badResponse(what, 'a serialised block');
-    }
-    if (block.getId() !== id) throw badResponse(what, `a block whose header hashes to ${id}`);
-    const txs = block.transactions ?? [];
-    if (txs.length === 0 || block.byteLength() !== raw.length) throw badResponse(what, 'a block with transactions and nothing after them');
-    const mutated = { value: false };
-    if (!equalBytes(Block.calculateMerkleRoot(txs, false, mutated), block.merkleRoot!) || mutated.value) {
-      throw badResponse(what, "transactions matching the header's merkle root");
-    }
-    // Witnesses are outside the merkle root: only the coinbase's BIP 141 commitment vouches for them
-    // (a made-up witness could carry a false HTLC preimage), so witness data needs a commitment.
-    if (block.hasWitness() && !block.hasWitnessCommit()) throw badResponse(what, 'a witness commitment for its witness data');
-    if (block.hasWitnessCommit() && !block.checkTxRoots()) throw badResponse(what, 'witnesses matching the witness commitment');
+    parseCheckedBlock(raw, id, what);
     return raw;
   }
 
@@ -445,18 +430,6 @@ function positiveInteger(value: number, field: string): number {
   return value;
 }
 
-function txidArg(value: string, field: string): string {
-  if (typeof value !== 'string' || !/^[0-9a-fA-F]{64}$/.test(value)) throw new TypeError(`"${field}" expected 64 hex characters`);
-  return value.toLowerCase();
-}
-
-function outpointArg(value: OutPoint): OutPoint {
-  if (!value || !Number.isSafeInteger(value.vout) || value.vout < 0 || value.vout > 0xffffffff) {
-    throw new TypeError('"outpoint" expected { txid, vout } with vout a uint32');
-  }
-  return { txid: txidArg(value.txid, 'outpoint.txid'), vout: value.vout };
-}
-
 /** The output script of an address on `network`; TypeError if it is not one. */
 function scriptOfAddress(address: string, network: Network): Uint8Array {
   if (typeof address !== 'string' || address.length === 0 || address.length > 100) throw new TypeError('"address" expected an address string');
@@ -479,15 +452,6 @@ function scriptOfAddress(address: string, network: Network): Uint8Array {
 }
 
 // ---- Answers (untrusted: CHAIN_BAD_RESPONSE) -------------------------------------------------------
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function object(value: unknown, what: string): Record<string, unknown> {
-  if (!isObject(value)) throw badResponse(what, 'a JSON object');
-  return value;
-}
 
 function jsonText(text: string, what: string): unknown {
   try {
