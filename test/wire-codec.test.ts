@@ -127,6 +127,7 @@ const samples: Record<WireMessageType, WireMessage> = {
   update_fulfill_htlc: { type: 'update_fulfill_htlc', channelId: cid, id: 1n, paymentPreimage: fill(32, 0x99) },
   update_fail_htlc: { type: 'update_fail_htlc', channelId: cid, id: 2n, reason: fill(1024, 1) },
   update_fee: { type: 'update_fee', channelId: cid, feeratePerKw: 253n },
+  update_transfer: { type: 'update_transfer', channelId: cid, id: 7n, amountMsat: 1_234_567n },
   commitment_signed: { type: 'commitment_signed', channelId: cid, signature: sigA, htlcSignatures: [sigA, fill(64, 0x23)] },
   revoke_and_ack: { type: 'revoke_and_ack', channelId: cid, perCommitmentSecret: fill(32, 0x44), nextPerCommitmentPoint: key(16) },
   channel_reestablish: {

@@ -5,7 +5,8 @@
  */
 
 /** Which of the node's keys. A signer derives each family's keys from its own secret material. */
-export type KeyFamily = 'funding' | 'payment' | 'delayed' | 'htlc' | 'revocation' | 'wallet' | 'identity';
+/** 'commitment': the per-channel seed of our per-commitment secrets (BOLT 3 shachain); it never leaves the signer. */
+export type KeyFamily = 'funding' | 'payment' | 'delayed' | 'htlc' | 'revocation' | 'commitment' | 'wallet' | 'identity';
 
 export interface KeyLocator {
   family: KeyFamily;
@@ -38,4 +39,15 @@ export interface Signer {
   getPublicKey(key: KeyLocator): Promise<Uint8Array>;
   /** A 64-byte compact low-S ECDSA signature over the BIP 143 sighash of one input. */
   signInput(request: SignInputRequest): Promise<Uint8Array>;
+  /**
+   * BOLT 3 per_commitment_point of commitment `commitmentNumber` of the channel whose shachain seed is
+   * `seed` (family 'commitment').
+   */
+  perCommitmentPoint(seed: KeyLocator, commitmentNumber: bigint): Promise<Uint8Array>;
+  /**
+   * Reveal the per-commitment secret of commitment `commitmentNumber`, revoking it. The channel asks only
+   * once the next commitment is durably stored with the peer's signature; a validating signer refuses
+   * to reveal the secret of the commitment it considers current.
+   */
+  revealPerCommitmentSecret(seed: KeyLocator, commitmentNumber: bigint): Promise<Uint8Array>;
 }

@@ -6,6 +6,7 @@ import type { KeyLocator, Signer, SignInputRequest } from './port.js';
 import { hmacSha256 } from '../crypto/hash.js';
 import { isValidSecretKey, publicKeyOf, signDigest } from '../crypto/secp256k1.js';
 import { derivePrivateKey, deriveRevocationPrivateKey } from '../onchain/rsmc/keys.js';
+import { commitmentIndex, generatePerCommitmentSecret } from '../onchain/rsmc/shachain.js';
 import { segwitV0Sighash } from '../onchain/sighash.js';
 import { SIGHASH_ALL } from '../onchain/script.js';
 
@@ -55,6 +56,19 @@ export class SoftwareSigner implements Signer {
       request.sighashType ?? SIGHASH_ALL,
     );
     return signDigest(digest, secret);
+  }
+
+  async perCommitmentPoint(seed: KeyLocator, commitmentNumber: bigint): Promise<Uint8Array> {
+    return publicKeyOf(this.#perCommitmentSecret(seed, commitmentNumber));
+  }
+
+  async revealPerCommitmentSecret(seed: KeyLocator, commitmentNumber: bigint): Promise<Uint8Array> {
+    return this.#perCommitmentSecret(seed, commitmentNumber);
+  }
+
+  #perCommitmentSecret(seed: KeyLocator, commitmentNumber: bigint): Uint8Array {
+    if (seed.family !== 'commitment') throw new RangeError('per-commitment secrets come from a key of family "commitment"');
+    return generatePerCommitmentSecret(this.#secretFor(seed), commitmentIndex(commitmentNumber));
   }
 
   #secretFor(key: KeyLocator): Uint8Array {

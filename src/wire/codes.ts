@@ -38,6 +38,7 @@ export const MESSAGE_TYPE_CODES = {
   commitment_signed: 72,
   revoke_and_ack: 74,
   channel_reestablish: 76,
+  update_transfer: 78,
   shutdown: 80,
   closing_signed: 82,
   // signed announcements (announce.ts)

@@ -34,6 +34,11 @@ export interface OpenChannelMsg extends ChannelParams {
   type: 'open_channel';
   pushMsat: bigint;
   feeratePerKw: bigint;
+  /**
+   * Dual funding: how much the opener asks the accepter to add. The accepter may add less, down to 0
+   * (single-funded), in accept_channel's fundingSat.
+   */
+  requestedAccepterFundingSat?: bigint;
 }
 
 /** accepter → opener. `fundingSat` is the accepter's own contribution: 0 unless dual-funded. */
@@ -124,6 +129,7 @@ export const rsmcOpenMessages = [
     delayedPaymentBasepoint: { key: 28, type: pubkey },
     htlcBasepoint: { key: 30, type: pubkey },
     firstPerCommitmentPoint: { key: 32, type: pubkey },
+    requestedAccepterFundingSat: { key: 34, type: sat, optional: true },
   }),
   defineMessage<AcceptChannelMsg>('accept_channel', {
     temporaryChannelId: { key: 2, type: bytes32 },

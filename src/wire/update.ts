@@ -72,6 +72,18 @@ export interface UpdateFeeMsg {
   feeratePerKw: bigint;
 }
 
+/**
+ * Trickle extension (docs/protocol.md §3.5): move `amountMsat` from the sender's balance to the receiver's
+ * directly, without an HTLC. It is an update like update_add_htlc: proposed, then committed by the
+ * commitment_signed / revoke_and_ack exchange. `id` counts the sender's updates from 0.
+ */
+export interface UpdateTransferMsg {
+  type: 'update_transfer';
+  channelId: Uint8Array;
+  id: bigint;
+  amountMsat: bigint;
+}
+
 export interface CommitmentSignedMsg {
   type: 'commitment_signed';
   channelId: Uint8Array;
@@ -105,6 +117,7 @@ export type UpdateMsg =
   | UpdateFulfillHtlcMsg
   | UpdateFailHtlcMsg
   | UpdateFeeMsg
+  | UpdateTransferMsg
   | CommitmentSignedMsg
   | RevokeAndAckMsg
   | ChannelReestablishMsg;
@@ -147,6 +160,11 @@ export const updateMessages = [
   defineMessage<UpdateFeeMsg>('update_fee', {
     channelId: { key: 2, type: bytes32 },
     feeratePerKw: { key: 4, type: feerate },
+  }),
+  defineMessage<UpdateTransferMsg>('update_transfer', {
+    channelId: { key: 2, type: bytes32 },
+    id: { key: 4, type: u64 },
+    amountMsat: { key: 6, type: msat },
   }),
   defineMessage<CommitmentSignedMsg>('commitment_signed', {
     channelId: { key: 2, type: bytes32 },
