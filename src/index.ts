@@ -65,3 +65,4 @@ export { SimnetClient, ChainClientError, type ChainClientErrorCode, type SimnetC
 export * from './wallet/index.js';
 export * from './metering/index.js';
 export * from './channel/oneway/index.js';
+export * from './channel/rsmc/index.js';

@@ -3,10 +3,11 @@
  * whole on every change (it is a few hundred bytes) and committed before anything that depends on it is
  * sent ("persist before you speak"). Records read back from disk are untrusted: every field is checked.
  */
-import { bytesToHex, hexToBytes } from '../../bytes.js';
+import { bytesToHex } from '../../bytes.js';
 import type { OutPoint } from '../../chain/port.js';
 import type { KeyFamily } from '../../signer/port.js';
-import { isNodeId, type NodeId } from '../../transport/port.js';
+import type { NodeId } from '../../transport/port.js';
+import { decodeTagged, encodeTagged, fieldReaders } from '../../store/tagged-record.js';
 import { CHANNEL_WIRE_CODES, ChannelError, type ChannelErrorCode } from './errors.js';
 
 export type PayerPhase =
@@ -115,68 +116,26 @@ export function recordKey(role: 'payer' | 'payee', tempChannelId: Uint8Array): s
 }
 export const RECORD_PREFIX = 'oneway/';
 
-// ---- codec: JSON with every string tagged, so text, numbers, bigints and bytes cannot be confused ----
+// ---- codec: tagged JSON (src/store/tagged-record.ts), so text, numbers, bigints and bytes cannot be confused ----
 
 const RECORD_VERSION = 1;
 const MAX_RECORD_BYTES = 64 * 1024;
-
-function tag(value: unknown): unknown {
-  if (typeof value === 'bigint') return `n:${value}`;
-  if (value instanceof Uint8Array) return `x:${bytesToHex(value)}`;
-  if (typeof value === 'string') return `s:${value}`;
-  if (Array.isArray(value)) return value.map(tag);
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = tag(v);
-    return out;
-  }
-  return value;
-}
-
 /** A real record nests three levels deep; anything far deeper is corrupt (and must not blow the stack). */
 const MAX_RECORD_DEPTH = 8;
 
-function untag(value: unknown, depth = 0): unknown {
-  if (depth > MAX_RECORD_DEPTH) throw corrupt('nested too deeply');
-  if (typeof value === 'string') {
-    const body = value.slice(2);
-    if (value.startsWith('n:') && /^-?\d{1,40}$/.test(body)) return BigInt(body);
-    if (value.startsWith('x:') && /^([0-9a-f]{2})*$/.test(body)) return hexToBytes(body);
-    if (value.startsWith('s:')) return body;
-    throw corrupt('bad tagged value');
-  }
-  if (Array.isArray(value)) return value.map((v) => untag(v, depth + 1));
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = untag(v, depth + 1);
-    return out;
-  }
-  return value;
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
-
 export function encodeRecord(record: OnewayRecord): Uint8Array {
-  return encoder.encode(JSON.stringify({ v: RECORD_VERSION, r: tag(record) }));
+  return encodeTagged(RECORD_VERSION, record);
 }
 
 function corrupt(message: string): ChannelError {
   return new ChannelError('CORRUPT_RECORD', `stored channel record: ${message}`);
 }
 
+const { obj, arr, opt, big, int, bool, str, bytes, oneOf, nodeId, txid, outpoint } = fieldReaders(corrupt);
+
 /** Decode and check a stored record; throws ChannelError('CORRUPT_RECORD') on anything unexpected. */
 export function decodeRecord(raw: Uint8Array): OnewayRecord {
-  if (raw.length > MAX_RECORD_BYTES) throw corrupt('too large');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(decoder.decode(raw));
-  } catch {
-    throw corrupt('not JSON');
-  }
-  const outer = obj(parsed, 'record');
-  if (outer['v'] !== RECORD_VERSION) throw corrupt('unknown version');
-  const r = obj(untag(outer['r']), 'r');
+  const r = decodeTagged(raw, { version: RECORD_VERSION, maxBytes: MAX_RECORD_BYTES, maxDepth: MAX_RECORD_DEPTH, fail: corrupt });
   const role = r['role'];
   if (role !== 'payer' && role !== 'payee') throw corrupt('role');
   const common: CommonRecord = {
@@ -220,54 +179,6 @@ const PAYER_PHASES: readonly PayerPhase[] = ['proposed', 'accepted', 'refund_hel
 const PAYEE_PHASES: readonly PayeePhase[] = ['accepted', 'refund_signed', 'funded', 'open', 'closing', 'closed', 'aborted'];
 const KEY_FAMILIES: readonly KeyFamily[] = ['funding', 'payment', 'delayed', 'htlc', 'revocation', 'wallet', 'identity'];
 
-function obj(v: unknown, field: string): Record<string, unknown> {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw corrupt(`${field}: expected an object`);
-  return v as Record<string, unknown>;
-}
-function arr(v: unknown, field: string): unknown[] {
-  if (!Array.isArray(v) || v.length > 1000) throw corrupt(`${field}: expected an array`);
-  return v;
-}
-function opt<T>(v: unknown, read: (v: unknown) => T): T | undefined {
-  return v === undefined ? undefined : read(v);
-}
-function big(v: unknown, field: string): bigint {
-  if (typeof v !== 'bigint' || v < 0n) throw corrupt(`${field}: expected a non-negative bigint`);
-  return v;
-}
-function int(v: unknown, field: string): number {
-  if (!Number.isSafeInteger(v) || (v as number) < 0) throw corrupt(`${field}: expected a non-negative integer`);
-  return v as number;
-}
-function bool(v: unknown, field: string): boolean {
-  if (typeof v !== 'boolean') throw corrupt(`${field}: expected a boolean`);
-  return v;
-}
-function str(v: unknown, field: string): string {
-  if (typeof v !== 'string' || v.length > 1024) throw corrupt(`${field}: expected text`);
-  return v;
-}
-function bytes(v: unknown, field: string, length?: number): Uint8Array {
-  if (!(v instanceof Uint8Array)) throw corrupt(`${field}: expected bytes`);
-  if (length !== undefined && v.length !== length) throw corrupt(`${field}: expected ${length} bytes`);
-  return v;
-}
-function oneOf<T extends string>(v: unknown, values: readonly T[], field: string): T {
-  if (typeof v !== 'string' || !values.includes(v as T)) throw corrupt(`${field}: unexpected value`);
-  return v as T;
-}
-function nodeId(v: unknown, field: string): NodeId {
-  if (typeof v !== 'string' || !isNodeId(v)) throw corrupt(`${field}: expected a node id`);
-  return v;
-}
-function txid(v: unknown, field: string): string {
-  if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) throw corrupt(`${field}: expected a txid`);
-  return v;
-}
-function outpoint(v: unknown): OutPoint {
-  const o = obj(v, 'outpoint');
-  return { txid: txid(o['txid'], 'outpoint.txid'), vout: int(o['vout'], 'outpoint.vout') };
-}
 function service(v: unknown): ServiceTerms {
   const o = obj(v, 'service');
   return {

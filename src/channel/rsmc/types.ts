@@ -40,6 +40,9 @@ export interface PartyConfig {
   maxAcceptedHtlcs: number;
 }
 
+/** A side's public keys for one channel (all from the signer, index `keyIndex` of each family). */
+export type Basepoints = Pick<PartyConfig, 'fundingPubkey' | 'revocationBasepoint' | 'paymentBasepoint' | 'delayedPaymentBasepoint' | 'htlcBasepoint'>;
+
 /** Balances of one commitment, from our point of view. Always localMsat + remoteMsat = capacity × 1000. */
 export interface Spec {
   localMsat: bigint;
@@ -139,6 +142,7 @@ export interface ShutdownState {
   sent: boolean;
   /** The last fee we proposed in closing_signed, and our signature at that fee. */
   lastProposedFeeSat: bigint | undefined;
+  lastProposedSignature: Uint8Array | undefined;
   /** The last fee the peer proposed, with its signature. */
   lastReceived: { feeSat: bigint; signature: Uint8Array } | undefined;
 }
@@ -239,10 +243,14 @@ export interface RsmcRecord {
   localCommit: LocalCommit | undefined;
   remoteCommit: RemoteCommit | undefined;
   remoteNext: RemoteNextCommit | undefined;
-  /** The peer's per-commitment point for remoteCommit.number + 1 (from channel_ready / revoke_and_ack). */
+  /** The peer's per-commitment point for remoteCommit.number + 1 (from channel_ready / revoke_and_ack); before remoteCommit exists, its point for commitment 0. */
   remoteNextPoint: Uint8Array | undefined;
-  /** Our per-commitment point for localCommit.number + 1 (refreshed from the signer on load). */
+  /** Our per-commitment point for localCommit.number (for commitment 0 before localCommit exists). */
+  localCurrentPoint: Uint8Array;
+  /** Our per-commitment point for localCommit.number + 1 (point 1 before localCommit exists; refreshed from the signer on load). */
   localNextPoint: Uint8Array | undefined;
+  /** Our signature on the peer's commitment 0, as sent in funding_created / funding_signed (retransmitted after a reconnect). */
+  openingSignature: Uint8Array | undefined;
   localChanges: LocalChanges;
   remoteChanges: RemoteChanges;
   /** Our updates that ever went into a commitment_signed we sent: the id of our next update after `proposed`. */
@@ -264,6 +272,12 @@ export interface RsmcRecord {
   failure: { code: RsmcErrorCode; message: string } | undefined;
   /** We proved (channel_reestablish) that our state is older than the peer's: never broadcast our commitment. */
   stale: boolean;
+  /**
+   * Transient (reset by the `disconnected` input, which the runtime feeds on load): channel_reestablish
+   * sent and the peer's received in this session. No update or commitment is sent before both.
+   */
+  reestablishSent: boolean;
+  reestablishReceived: boolean;
 }
 
 /** Why a record is committed; the crash tests kill the process at each. */
@@ -293,8 +307,11 @@ export type RsmcEvent =
   | { type: 'payment-received'; id: bigint; amountMsat: bigint }
   /** Our pay() could not be proposed or was dropped by a reconnect before it was signed. */
   | { type: 'payment-failed'; ref: number; code: RsmcErrorCode; message: string }
-  /** The peer revoked commitment `number`: if it is ever broadcast we punish it. */
-  | { type: 'revoked'; number: bigint }
+  /**
+   * The peer revoked `commitment` (its secret is now in record.remoteSecrets): if it is ever broadcast we
+   * punish it. Carries the revoked commitment so a watchtower entry can be built from it.
+   */
+  | { type: 'revoked'; commitment: RemoteCommit }
   | { type: 'rejected'; code: RsmcErrorCode; message: string }
   | { type: 'failed'; code: RsmcErrorCode; message: string }
   | { type: 'closing'; kind: SpendKind; txid: string }

@@ -1,0 +1,203 @@
+/**
+ * The revocable-channel machine (src/channel/rsmc/machine.ts) driven directly, two sides, real signers
+ * and a script-checking Simnet: open (single and dual funded), transfers both ways with several in
+ * flight, cooperative close, unilateral close with the delay, a breach punished, reestablish after lost
+ * messages and restarts, and the refusals a user meets (balance, reserve, closing).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Transaction } from 'bitcoinjs-lib';
+import { RsmcError } from '../src/channel/rsmc/errors.js';
+import { checkInvariants, RsmcDriver } from './helpers/rsmc-driver.js';
+
+let ref = 0;
+async function pay(d: RsmcDriver, from: 'a' | 'b', amountMsat: bigint): Promise<void> {
+  await d.apply(d[from], { kind: 'pay', amountMsat, ref: ++ref });
+}
+
+function balances(d: RsmcDriver) {
+  return { a: d.a.record!.localCommit!.spec.localMsat, b: d.b.record!.localCommit!.spec.localMsat };
+}
+
+test('single-funded open, transfers both ways (several in flight), both sides agree and conserve the capacity', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  assert.equal(d.a.record!.fundingSat, 200_000n);
+  await pay(d, 'a', 50_000_000n);
+  await d.deliverAll();
+  assert.deepEqual(balances(d), { a: 150_000_000n, b: 50_000_000n });
+  // Three from A and two from B before anything is delivered.
+  await pay(d, 'a', 1_000n);
+  await pay(d, 'a', 2_000n);
+  await pay(d, 'b', 10_000n);
+  await pay(d, 'a', 3_000n);
+  await pay(d, 'b', 20_000n);
+  await d.deliverAll();
+  checkInvariants(d.a);
+  checkInvariants(d.b);
+  assert.deepEqual(balances(d), { a: 150_000_000n - 6_000n + 30_000n, b: 50_000_000n + 6_000n - 30_000n });
+  assert.equal(d.a.record!.localCommit!.number, d.b.record!.remoteCommit!.number);
+  assert.equal(d.a.events.filter((e) => e.type === 'payment-sent').length, 4);
+  assert.equal(d.b.events.filter((e) => e.type === 'payment-received').length, 4);
+  assert.equal(d.b.events.filter((e) => e.type === 'payment-sent').length, 2);
+});
+
+test('dual-funded open: both contribute, the funding confirms, the accepter can pay at once', async () => {
+  const d = new RsmcDriver();
+  await d.open(100_000n, 80_000n);
+  assert.equal(d.a.record!.fundingSat, 180_000n);
+  assert.equal(d.b.record!.localCommit!.spec.localMsat, 80_000_000n);
+  await pay(d, 'b', 30_000_000n);
+  await d.deliverAll();
+  assert.deepEqual(balances(d), { a: 130_000_000n, b: 50_000_000n });
+});
+
+test('refusals: more than the balance allows, a non-positive amount, and paying after shutdown', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  await assert.rejects(d.apply(d.b, { kind: 'pay', amountMsat: 1n, ref: 1 }), (e: RsmcError) => e.code === 'INSUFFICIENT_BALANCE');
+  await assert.rejects(d.apply(d.a, { kind: 'pay', amountMsat: 0n, ref: 1 }), (e: RsmcError) => e.code === 'BAD_AMOUNT');
+  await assert.rejects(d.apply(d.a, { kind: 'pay', amountMsat: 200_000_000n, ref: 1 }), (e: RsmcError) => e.code === 'INSUFFICIENT_BALANCE');
+  await d.apply(d.a, { kind: 'close', cooperative: true });
+  await assert.rejects(d.apply(d.a, { kind: 'pay', amountMsat: 1_000n, ref: 1 }), (e: RsmcError) => e.code === 'CHANNEL_CLOSING');
+});
+
+test('cooperative close: shutdown, one fee round, one closing transaction paying both exactly', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  await pay(d, 'a', 60_000_000n);
+  await d.deliverAll();
+  await pay(d, 'b', 10_000_000n);
+  await d.deliverAll();
+  await d.apply(d.b, { kind: 'close', cooperative: true });
+  await d.deliverAll();
+  assert.equal(d.a.record!.phase, 'closing');
+  const mempool = d.chain.mempool();
+  assert.equal(mempool.length, 1);
+  const closing = Transaction.fromBuffer((await d.chain.getTransaction(mempool[0]!))!.tx as Buffer);
+  await d.mine(1);
+  await d.reportFundingSpend(Uint8Array.from(closing.toBuffer()), d.tip);
+  assert.equal(d.a.record!.phase, 'closed');
+  assert.equal(d.b.record!.phase, 'closed');
+  const a = d.a.record!.outcome!;
+  const b = d.b.record!.outcome!;
+  assert.equal(a.kind, 'cooperative-close');
+  assert.equal(b.localReceivedSat, 50_000n, 'the accepter gets its balance exactly (the opener pays the fee)');
+  assert.equal(a.localReceivedSat + b.localReceivedSat + closingFee(closing, 200_000n), 200_000n);
+});
+
+function closingFee(tx: Transaction, capacitySat: bigint): bigint {
+  return capacitySat - tx.outs.reduce((s, o) => s + BigInt(o.value), 0n);
+}
+
+test('unilateral close: our commitment, the to_local sweep only after to_self_delay, the peer sweeps at once', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  await pay(d, 'a', 70_000_000n);
+  await d.deliverAll();
+  await d.apply(d.a, { kind: 'close', cooperative: false });
+  const [commitmentTxid] = d.chain.mempool();
+  const commitment = (await d.chain.getTransaction(commitmentTxid!))!.tx;
+  await d.mine(1);
+  const confirmedAt = d.tip;
+  await d.reportFundingSpend(commitment, confirmedAt);
+  assert.equal(d.a.record!.closing!.kind, 'local-latest');
+  assert.equal(d.b.record!.closing!.kind, 'remote-latest');
+  // B's to_remote sweep went out at once; A's to_local waits for the delay (6 blocks).
+  assert.equal(d.a.record!.closing!.resolutions.length, 0);
+  assert.equal(d.b.record!.closing!.resolutions.length, 1);
+  for (let i = 0; i < 4; i++) await d.mine(1);
+  assert.equal(d.a.record!.closing!.resolutions.length, 0, 'no sweep before to_self_delay');
+  await d.mine(1);
+  assert.equal(d.a.record!.closing!.resolutions.length, 1, 'sweep once the next block may include it');
+  await d.mine(1);
+  for (const s of [d.a, d.b]) {
+    for (const res of s.record!.closing!.resolutions) {
+      const status = await d.chain.getTransaction(res.txid);
+      assert.ok(status?.blockHeight, `${s.name}'s ${res.purpose} confirmed`);
+      await d.apply(s, { kind: 'output-spent', outpoint: res.spends[0]!, txid: res.txid, tx: res.tx, height: status.blockHeight });
+    }
+  }
+  assert.equal(d.a.record!.outcome?.kind, 'unilateral-close');
+  assert.equal(d.b.record!.outcome?.kind, 'unilateral-close');
+  // Balances less the commitment fee (A opened, so A pays it) and each sweep's fee.
+  const a = d.a.record!.outcome!.localReceivedSat;
+  const b = d.b.record!.outcome!.localReceivedSat;
+  assert.ok(a > 128_000n && a < 130_000n - 724n, `A received ${a}`);
+  assert.ok(b > 69_000n && b < 70_000n, `B received ${b}`);
+});
+
+test('breach: B broadcasts a revoked commitment, A punishes it at once and B gets nothing from to_local', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  await pay(d, 'a', 120_000_000n); // B: 120k sat
+  await d.deliverAll();
+  const revoked = await d.signedCommitment(d.b); // B's state with 120k
+  await pay(d, 'b', 100_000_000n); // B pays most of it back, revoking that state
+  await d.deliverAll();
+  assert.equal(d.b.record!.localCommit!.spec.localMsat, 20_000_000n);
+  assert.ok((await d.chain.broadcast(revoked)).accepted);
+  await d.reportFundingSpend(revoked, undefined);
+  assert.equal(d.a.record!.closing!.kind, 'remote-revoked');
+  assert.equal(d.b.record!.closing!.kind, 'local-revoked');
+  const penalty = d.a.record!.closing!.resolutions.find((r) => r.purpose === 'penalty');
+  assert.ok(penalty, 'penalty built and broadcast while the revoked commitment is still unconfirmed');
+  await d.mine(1);
+  const status = await d.chain.getTransaction(penalty.txid);
+  assert.ok(status?.blockHeight, 'the penalty confirmed in the same block as the revoked commitment');
+  assert.ok(penalty.valueSat > 119_000n, 'A took B’s 120k to_local less the penalty fee');
+});
+
+test('reestablish: lost commitment_signed and revoke_and_ack are retransmitted; a restart mid-update converges', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  // A proposes and signs; the messages are lost with the session.
+  await pay(d, 'a', 5_000_000n);
+  d.b.inbox.length = 0;
+  await d.reconnect();
+  await d.deliverAll();
+  assert.deepEqual(balances(d), { a: 195_000_000n, b: 5_000_000n });
+  // B gets A's commitment_signed and revokes, but A never sees the revocation nor B's signature.
+  await pay(d, 'a', 1_000_000n);
+  await d.deliverOne(d.b); // update_transfer
+  await d.deliverOne(d.b); // commitment_signed → B answers revoke_and_ack + commitment_signed
+  d.a.inbox.length = 0;
+  await d.reconnect();
+  await d.deliverAll();
+  assert.deepEqual(balances(d), { a: 194_000_000n, b: 6_000_000n });
+  // B restarts after persisting its new commitment but before its revocation left.
+  await pay(d, 'b', 2_000_000n);
+  await d.deliverOne(d.a);
+  await d.deliverOne(d.a);
+  await d.restart(d.a);
+  await d.apply(d.b, { kind: 'disconnected' });
+  await d.apply(d.a, { kind: 'connected' });
+  await d.apply(d.b, { kind: 'connected' });
+  await d.deliverAll();
+  assert.deepEqual(balances(d), { a: 196_000_000n, b: 4_000_000n });
+  checkInvariants(d.a);
+  checkInvariants(d.b);
+});
+
+test('a side restored from an old backup learns it is stale and never broadcasts its commitment', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  await pay(d, 'a', 5_000_000n);
+  await d.deliverAll();
+  const backup = d.b.durable!;
+  await pay(d, 'a', 5_000_000n);
+  await d.deliverAll();
+  d.b.durable = backup;
+  await d.restart(d.b);
+  await d.apply(d.a, { kind: 'disconnected' });
+  await d.apply(d.a, { kind: 'connected' });
+  await d.apply(d.b, { kind: 'connected' });
+  await d.deliverAll();
+  assert.equal(d.b.record!.stale, true);
+  assert.equal(d.b.record!.failure?.code, 'LOCAL_STALE');
+  // The up-to-date side sees a peer that lost state and closes with its own latest commitment; the
+  // stale side broadcasts nothing.
+  assert.deepEqual(d.chain.mempool(), [d.a.record!.localCommit!.txid]);
+  assert.equal(d.a.record!.failure?.code, 'PEER_STALE');
+  await assert.rejects(d.apply(d.b, { kind: 'close', cooperative: false }), (e: RsmcError) => e.code === 'LOCAL_STALE');
+});
