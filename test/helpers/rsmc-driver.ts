@@ -15,6 +15,7 @@ import type { NodeId } from '../../src/transport/port.js';
 import { fundingScriptOf, localCommitment, withFundingWitness } from '../../src/channel/rsmc/commitments.js';
 import { accepterStart, DEFAULT_RSMC_POLICY, openerStart, rsmcStep } from '../../src/channel/rsmc/machine.js';
 import { buildResolution } from '../../src/channel/rsmc/onchain.js';
+import { decodeRecord, encodeRecord } from '../../src/channel/rsmc/state.js';
 import type { RsmcEffect, RsmcEvent, RsmcInput, RsmcPolicy, RsmcRecord } from '../../src/channel/rsmc/types.js';
 
 export const TEST_POLICY: RsmcPolicy = { ...DEFAULT_RSMC_POLICY, toSelfDelay: 6, minimumDepth: 1, maxContributionSat: 10_000_000n };
@@ -52,6 +53,20 @@ export class RsmcDriver {
   constructor(seedA = 0x11, seedB = 0x22) {
     this.a = side('a', seedA);
     this.b = side('b', seedB);
+  }
+
+  /** An independent copy of both sides (records, inboxes, histories) on the same chain: for property runs. */
+  fork(): RsmcDriver {
+    const d = Object.create(RsmcDriver.prototype) as RsmcDriver;
+    const clone = (s: DriverSide): DriverSide => ({
+      ...s,
+      inbox: [...s.inbox],
+      events: [],
+      signedRemote: new Map(s.signedRemote),
+      released: new Set(s.released),
+    });
+    Object.assign(d, { chain: this.chain, a: clone(this.a), b: clone(this.b), tip: this.tip, trace: undefined });
+    return d;
   }
 
   other(s: DriverSide): DriverSide {
@@ -161,7 +176,8 @@ export class RsmcDriver {
       const r = s.record!;
       switch (effect.kind) {
         case 'persist':
-          s.durable = r;
+          // Through the real codec: what a restart reads back (unsigned updates are not stored).
+          s.durable = decodeRecord(encodeRecord(r));
           s.persists++;
           break;
         case 'send':

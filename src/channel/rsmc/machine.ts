@@ -847,6 +847,7 @@ function onUpdateTransfer(record: RsmcRecord, msg: Extract<WireMessage, { type: 
     if (record.phase === 'shutting_down') return rejection(record, 'CHANNEL_CLOSING', 'no new updates after shutdown');
     return rejection(record, 'BAD_STATE', 'update_transfer not expected');
   }
+  if (!synced(record)) return rejection(record, 'BAD_STATE', 'update_transfer before channel_reestablish');
   const expected = record.remoteUpdateCount + BigInt(record.remoteChanges.proposed.length);
   if (msg.id < expected) return unchanged(record); // already have it (a retransmission)
   if (msg.id > expected) return failChannel(record, 'BAD_UPDATE_ID', `update id ${msg.id}, expected ${expected}`);
@@ -912,12 +913,10 @@ function onSecretReleased(record: RsmcRecord, input: Extract<RsmcInput, { kind: 
 function onRevokeAndAck(record: RsmcRecord, msg: Extract<WireMessage, { type: 'revoke_and_ack' }>): RsmcStep {
   if (!record.remoteCommit || !record.localCommit) return rejection(record, 'BAD_STATE', 'revoke_and_ack not expected');
   const store = PerCommitmentSecretStore.fromJSON(record.remoteSecrets);
-  if (!record.remoteNext) {
-    // A retransmission of a revocation we already hold is harmless; anything else is a protocol error.
-    const known = record.remoteCommit.number > 0n ? store.get(commitmentIndex(record.remoteCommit.number - 1n)) : undefined;
-    if (known && equalBytes(known, msg.perCommitmentSecret)) return unchanged(record);
-    return rejection(record, 'BAD_STATE', 'revoke_and_ack without an outstanding commitment');
-  }
+  // A retransmission of a revocation we already hold is harmless (even if we signed again since).
+  const known = record.remoteCommit.number > 0n ? store.get(commitmentIndex(record.remoteCommit.number - 1n)) : undefined;
+  if (known && equalBytes(known, msg.perCommitmentSecret)) return unchanged(record);
+  if (!record.remoteNext) return rejection(record, 'BAD_STATE', 'revoke_and_ack without an outstanding commitment');
   if (!synced(record)) return rejection(record, 'BAD_STATE', 'revoke_and_ack before channel_reestablish');
   let point: Uint8Array;
   try {
@@ -1057,17 +1056,22 @@ function onChannelReestablish(record: RsmcRecord, msg: Extract<WireMessage, { ty
     retransmitCommit.push(send({ type: 'commitment_signed', channelId: r.channelId!, signature: next.signature, htlcSignatures: [] }));
   }
   const retransmitRevoke: RsmcEffect[] = revokeAgain ? [{ kind: 'release-secret', number: lc.number - 1n }] : [];
-  // The original order: a commitment signed while localCommit was already the current one went out after its revocation.
-  if (commitAgain && revokeAgain && r.remoteNext!.localCommitNumberAtSigning === lc.number) effects.push(...retransmitRevoke, ...retransmitCommit);
-  else effects.push(...retransmitCommit, ...retransmitRevoke);
+  // Our proposals not yet signed go out again; they must precede any commitment_signed that covers them.
+  const proposals: RsmcEffect[] = r.localChanges.proposed.map((c) => send({ type: 'update_transfer', channelId: r.channelId!, id: c.id, amountMsat: c.amountMsat }));
+  if (commitAgain) {
+    // The original order: a commitment signed while localCommit was already the current one went out after its revocation.
+    if (revokeAgain && r.remoteNext!.localCommitNumberAtSigning === lc.number) effects.push(...retransmitRevoke, ...retransmitCommit);
+    else effects.push(...retransmitCommit, ...retransmitRevoke);
+    effects.push(...proposals); // signed once the peer revokes
+  } else {
+    // release-secret's answer signs what is pending; without it, sign now.
+    effects.push(...proposals, ...(revokeAgain ? retransmitRevoke : maybeSignStep(r)));
+  }
   // channel_ready again if the peer may have missed it (BOLT 2: both at commitment 1).
   if (r.readySent && msg.nextCommitmentNumber === 1n && lc.number === 0n) {
     effects.unshift(send({ type: 'channel_ready', channelId: r.channelId!, secondPerCommitmentPoint: r.localNextPoint! }));
   }
   if (r.shutdown?.sent) effects.push(send({ type: 'shutdown', channelId: r.channelId!, scriptPubkey: r.shutdown.localScript }));
-  // Our unsigned proposals go out again; when revokeAgain is pending, release-secret's answer signs.
-  for (const c of r.localChanges.proposed) effects.push(send({ type: 'update_transfer', channelId: r.channelId!, id: c.id, amountMsat: c.amountMsat }));
-  if (!revokeAgain) effects.push(...maybeSignStep(r));
   effects.push(...maybeStartClosing(r));
   if (r.phase === 'closing' && !r.closing && !r.stale) effects.push({ kind: 'broadcast-commitment' });
   return { record: r, effects };
