@@ -960,7 +960,8 @@ function onDisconnected(record: RsmcRecord): RsmcStep {
   // BOLT 2: the peer's updates not covered by a commitment_signed we received are forgotten; ours not
   // covered by one we sent are forgotten by the peer, so we send them again (same ids) once resynced.
   r.remoteChanges.proposed = [];
-  if (r.shutdown) {
+  // BOLT 2: fee negotiation restarts after a reconnect — unless it already ended in a signed closing tx.
+  if (r.shutdown && r.phase === 'shutting_down') {
     r.shutdown.lastProposedFeeSat = undefined;
     r.shutdown.lastProposedSignature = undefined;
     r.shutdown.lastReceived = undefined;
@@ -1073,7 +1074,7 @@ function onChannelReestablish(record: RsmcRecord, msg: Extract<WireMessage, { ty
   }
   if (r.shutdown?.sent) effects.push(send({ type: 'shutdown', channelId: r.channelId!, scriptPubkey: r.shutdown.localScript }));
   effects.push(...maybeStartClosing(r));
-  if (r.phase === 'closing' && !r.closing && !r.stale) effects.push({ kind: 'broadcast-commitment' });
+  if (r.phase === 'closing' && !r.closing) effects.push(...rebroadcastClose(r));
   return { record: r, effects };
 }
 
@@ -1166,17 +1167,28 @@ function onClosingSignature(record: RsmcRecord, input: Extract<RsmcInput, { kind
   return { record: r, effects };
 }
 
+/** The fully signed closing transaction, once both sides signed at the same fee. */
+function agreedClosingTx(r: RsmcRecord): Uint8Array | undefined {
+  const s = r.shutdown;
+  if (!s?.lastReceived || !s.lastProposedSignature || s.lastProposedFeeSat !== s.lastReceived.feeSat) return undefined;
+  const closing = closingTransaction(r, s.lastReceived.feeSat);
+  return Uint8Array.from(withFundingWitness(r, closing.tx, s.lastProposedSignature, s.lastReceived.signature).toBuffer());
+}
+
+/**
+ * While we wait to see the funding spend: send again what we chose to close with — the agreed closing
+ * transaction, or our commitment (never when stale). A cooperative close never falls back to the commitment.
+ */
+function rebroadcastClose(r: RsmcRecord): RsmcEffect[] {
+  const closingTx = agreedClosingTx(r);
+  if (closingTx) return [{ kind: 'broadcast', purpose: 'closing', tx: closingTx }];
+  return r.stale ? [] : [{ kind: 'broadcast-commitment' }];
+}
+
 /** Both signatures at one fee: the closing transaction is final; broadcast it (either side may). */
 function agreeClosing(r: RsmcRecord, effects: RsmcEffect[]): RsmcStep {
-  const s = r.shutdown!;
-  const closing = closingTransaction(r, s.lastReceived!.feeSat);
-  const signed = withFundingWitness(r, closing.tx, s.lastProposedSignature!, s.lastReceived!.signature);
   r.phase = 'closing';
-  effects.push(
-    { kind: 'persist', reason: 'closing' },
-    ev({ type: 'phase', phase: 'closing' }),
-    { kind: 'broadcast', purpose: 'closing', tx: Uint8Array.from(signed.toBuffer()) },
-  );
+  effects.push({ kind: 'persist', reason: 'closing' }, ev({ type: 'phase', phase: 'closing' }), { kind: 'broadcast', purpose: 'closing', tx: agreedClosingTx(r)! });
   return { record: r, effects };
 }
 
@@ -1329,13 +1341,13 @@ function onBlock(record: RsmcRecord, height: number): RsmcStep {
   if (record.phase === 'awaiting_ready' || (record.phase === 'funding_signed' && record.localCommit)) {
     const effects: RsmcEffect[] = [{ kind: 'check-funding' }];
     // Our funding transaction may have been dropped from mempools: send it again until it confirms.
-    if (record.fundingTx && hasOurWitnesses(record) && (record.remoteFundingSat === 0n || record.remoteWitnessesReceived || record.role === 'accepter' && record.remoteWitnessesReceived)) {
+    if (record.fundingTx && hasOurWitnesses(record) && (record.remoteInputs.length === 0 || record.remoteWitnessesReceived)) {
       effects.unshift({ kind: 'broadcast', purpose: 'funding', tx: record.fundingTx });
     }
     return { record, effects };
   }
   if (record.phase === 'closing') {
-    if (!record.closing) return { record, effects: record.stale ? [] : [{ kind: 'broadcast-commitment' }] };
+    if (!record.closing) return { record, effects: rebroadcastClose(record) };
     return { record, effects: resolvePending(record, height) };
   }
   return unchanged(record);
