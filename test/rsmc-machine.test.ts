@@ -201,3 +201,27 @@ test('a side restored from an old backup learns it is stale and never broadcasts
   assert.equal(d.a.record!.failure?.code, 'PEER_STALE');
   await assert.rejects(d.apply(d.b, { kind: 'close', cooperative: false }), (e: RsmcError) => e.code === 'LOCAL_STALE');
 });
+
+test('breach seen before its revocation arrives: the late revoke_and_ack turns it into a penalty', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  await pay(d, 'a', 120_000_000n);
+  await d.deliverAll();
+  const current = await d.signedCommitment(d.b); // B's current state: 120k to B
+  await pay(d, 'b', 100_000_000n);
+  // B → A: update_transfer, commitment_signed. A → B: revoke_and_ack, commitment_signed.
+  await d.deliverOne(d.a);
+  await d.deliverOne(d.a);
+  await d.deliverOne(d.b);
+  await d.deliverOne(d.b); // B revokes the state it holds in `current`; its revoke_and_ack is still in flight
+  assert.equal(d.a.inbox[0]?.type, 'revoke_and_ack');
+  assert.ok((await d.chain.broadcast(current)).accepted, 'the cheater broadcasts');
+  await d.reportFundingSpend(current, undefined);
+  assert.equal(d.a.record!.closing!.kind, 'remote-latest', 'A cannot know yet');
+  await d.deliverOne(d.a); // the revocation arrives
+  assert.equal(d.a.record!.closing!.kind, 'remote-revoked');
+  const penalty = d.a.record!.closing!.resolutions.find((r) => r.purpose === 'penalty');
+  assert.ok(penalty, 'penalty built and broadcast');
+  await d.mine(1);
+  assert.ok((await d.chain.getTransaction(penalty.txid))?.blockHeight, 'penalty confirmed');
+});

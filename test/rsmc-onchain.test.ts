@@ -162,7 +162,7 @@ async function channelPair(chain: Simnet): Promise<{ a: Side; b: Side; fundingOu
 
 function closingStateOf(record: RsmcRecord, tx: Transaction, confirmedHeight: number | undefined): ClosingState {
   const c = classifyFundingSpend(record, tx);
-  return { ...c, txid: tx.getId(), confirmedHeight, resolutions: [] };
+  return { ...c, txid: tx.getId(), tx: Uint8Array.from(tx.toBuffer()), confirmedHeight, resolutions: [] };
 }
 
 async function broadcastAndMine(chain: Simnet, tx: Transaction | Uint8Array): Promise<number> {

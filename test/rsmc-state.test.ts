@@ -116,6 +116,7 @@ function fullRecord(): RsmcRecord {
     closing: {
       kind: 'remote-revoked',
       txid: TXID_C,
+      tx: bytes(0x61, 120),
       commitmentNumber: 3n,
       confirmedHeight: 812,
       pending: [{ purpose: 'penalty', outpoint: { txid: TXID_C, vout: 0 }, valueSat: 90_000n, validFromHeight: 812 }],
@@ -191,6 +192,7 @@ function halfRecord(): RsmcRecord {
   r.closing = {
     kind: 'local-latest',
     txid: TXID_B,
+    tx: bytes(0x62, 90),
     commitmentNumber: undefined,
     confirmedHeight: undefined,
     pending: [{ purpose: 'to-local-sweep', outpoint: { txid: TXID_B, vout: 0 }, valueSat: 140_000n, validFromHeight: undefined }],

@@ -910,7 +910,7 @@ function onSecretReleased(record: RsmcRecord, input: Extract<RsmcInput, { kind: 
   return { record: r, effects };
 }
 
-function onRevokeAndAck(record: RsmcRecord, msg: Extract<WireMessage, { type: 'revoke_and_ack' }>): RsmcStep {
+function onRevokeAndAck(record: RsmcRecord, msg: Extract<WireMessage, { type: 'revoke_and_ack' }>, ctx: RsmcContext): RsmcStep {
   if (!record.remoteCommit || !record.localCommit) return rejection(record, 'BAD_STATE', 'revoke_and_ack not expected');
   const store = PerCommitmentSecretStore.fromJSON(record.remoteSecrets);
   // A retransmission of a revocation we already hold is harmless (even if we signed again since).
@@ -943,6 +943,11 @@ function onRevokeAndAck(record: RsmcRecord, msg: Extract<WireMessage, { type: 'r
   r.localChanges.signed = [];
   r.receivedCount += BigInt(received.length);
   const effects: RsmcEffect[] = [{ kind: 'persist', reason: 'revocation-received' }, ev({ type: 'revoked', commitment: revoked })];
+  // The peer broadcast this very commitment before its revocation reached us: now it is a breach.
+  if (r.closing && (r.closing.kind === 'remote-latest' || r.closing.kind === 'remote-unknown') && r.closing.commitmentNumber === revoked.number) {
+    effects.push(...reclassify(r, ctx.tipHeight));
+    return { record: r, effects };
+  }
   for (const c of received) effects.push(ev({ type: 'payment-received', id: c.id, amountMsat: c.amountMsat }));
   effects.push(...maybeSignStep(r));
   const closing = maybeStartClosing(r);
@@ -1247,6 +1252,7 @@ function onFundingSpent(record: RsmcRecord, input: Extract<RsmcInput, { kind: 'f
   r.closing = {
     kind: c.kind,
     txid,
+    tx: input.tx,
     commitmentNumber: c.commitmentNumber,
     confirmedHeight: input.height,
     pending: c.pending,
@@ -1266,6 +1272,23 @@ function onFundingSpent(record: RsmcRecord, input: Extract<RsmcInput, { kind: 'f
   for (const p of r.closing.pending) effects.push({ kind: 'watch', outpoint: p.outpoint });
   effects.push(...resolvePending(r, ctx.tipHeight), ...maybeClosed(r));
   return { record: r, effects };
+}
+
+/** Classify the recorded funding spend again (with what we now know) and resolve what became ours. */
+function reclassify(r: RsmcRecord, tipHeight: number): RsmcEffect[] {
+  const closing = r.closing!;
+  const c = classifyFundingSpend(r, Transaction.fromBuffer(Buffer.from(closing.tx)));
+  const known = new Set(closing.pending.map((p) => outpointKey(p.outpoint)));
+  const resolved = new Set(closing.resolutions.flatMap((res) => res.spends.map(outpointKey)));
+  const added = c.pending.filter((p) => !known.has(outpointKey(p.outpoint)) && !resolved.has(outpointKey(p.outpoint)));
+  r.closing = { ...closing, kind: c.kind, pending: [...closing.pending, ...added] };
+  setValidity(r);
+  return [
+    { kind: 'persist', reason: 'closing' },
+    ev({ type: 'closing', kind: c.kind, txid: closing.txid }),
+    ...added.map((p): RsmcEffect => ({ kind: 'watch', outpoint: p.outpoint })),
+    ...resolvePending(r, tipHeight),
+  ];
 }
 
 /** to_local sweeps become valid to_self_delay blocks after the commitment confirmed (BIP 68 / BIP 112). */
@@ -1433,7 +1456,7 @@ function onMessage(record: RsmcRecord, msg: WireMessage, ctx: RsmcContext): Rsmc
     case 'commitment_signed':
       return onCommitmentSigned(record, msg);
     case 'revoke_and_ack':
-      return onRevokeAndAck(record, msg);
+      return onRevokeAndAck(record, msg, ctx);
     case 'channel_reestablish':
       return onChannelReestablish(record, msg);
     case 'shutdown':

@@ -315,6 +315,7 @@ function closingState(v: unknown): ClosingState {
   return {
     kind: oneOf(o['kind'], SPEND_KINDS, 'closing.kind'),
     txid: txid(o['txid'], 'closing.txid'),
+    tx: bytes(o['tx'], 'closing.tx'),
     commitmentNumber: opt(o['commitmentNumber'], (n) => big(n, 'closing.commitmentNumber')),
     confirmedHeight: opt(o['confirmedHeight'], (h) => int(h, 'closing.confirmedHeight')),
     pending: arr(o['pending'], 'closing.pending').map((p, i) => pendingOutput(p, `closing.pending[${i}]`)),

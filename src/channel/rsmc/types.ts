@@ -182,6 +182,8 @@ export interface ClosingState {
   kind: SpendKind;
   /** The funding spend. */
   txid: string;
+  /** Its serialisation (to classify it again when a late revocation arrives, and to check sweeps). */
+  tx: Uint8Array;
   /** Commitment number of a commitment spend. */
   commitmentNumber: bigint | undefined;
   confirmedHeight: number | undefined;
