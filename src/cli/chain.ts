@@ -48,7 +48,7 @@ export const CHAIN_HELP = `Chain options (every command that goes online):
                                        the first run; default 0 on regtest, tip - 2016 elsewhere)
   --close-depth N                      confirmations before a channel's outcome is final (default 1 on
                                        simnet and regtest, 3 elsewhere); --min-depth N likewise for the
-                                       provider's funding depth
+                                       funding depth a provider or a peer requires
   --fallback-feerate-per-kw N          fee rate when the node has no estimate (default 2500 on simnet and
                                        regtest; none elsewhere: opening then fails rather than guess)
 `;

@@ -8,6 +8,8 @@
  *   trickle pay      --data-dir D --broker U <chain> --provider ID --units N
  *   trickle status   --data-dir D                      list stored channels
  *   trickle close    --data-dir D --broker U <chain> [--channel ID]
+ *   trickle peer     --data-dir D --broker U <chain>   run a revocable-channel node (./rsmc.ts)
+ *   trickle rsmc     open|pay|close --data-dir D …     ask that node to open, pay or close
  *
  * <chain> is `--chain simnet --simnet-url U`, `--chain bitcoind --rpc-url U …` or
  * `--chain esplora --esplora-url U --network N` (./chain.ts). Every command takes --json: events as
@@ -19,17 +21,32 @@ import { bytesToHex } from '../bytes.js';
 import type { OnewayChannel } from '../channel/oneway/channel.js';
 import type { ChannelEvent } from '../channel/oneway/core.js';
 import { decodeRecord, RECORD_PREFIX, type OnewayRecord } from '../channel/oneway/state.js';
-import { isLive, type OnewayLogEntry } from '../channel/oneway/node.js';
+import { isLive } from '../channel/oneway/node.js';
 import type { PayeeOffer } from '../channel/oneway/payee.js';
 import { startServiceGuard, type ServiceGuard, type StreamProgress } from '../metering/stream.js';
 import { LmdbStore } from '../store/lmdb.js';
 import { isNodeId } from '../transport/port.js';
-import type { MqttTransport } from '../transport/mqtt/transport.js';
 import { SimulatedMeter } from '../../devices/simulated-meter.js';
 import { CallbackGate } from '../../devices/service-gate.js';
 import { ProgressBar } from './progress.js';
-import { loadKeys, startLocalNode, walletBirthHeight, type LocalNode, type LocalNodeOptions } from './setup.js';
-import { CHAIN_HELP, ChainFlagError, chainChoice, connectChain } from './chain.js';
+import { loadKeys, startLocalNode, walletBirthHeight } from './setup.js';
+import { CHAIN_HELP, ChainFlagError, connectChain } from './chain.js';
+import {
+  bigintFlag,
+  catchUpProgress,
+  chainOptions,
+  emitter,
+  frameBytes,
+  intFlag,
+  jsonLine,
+  logTo,
+  required,
+  UsageError,
+  waitForSignal,
+  type Emitter,
+  type Flags,
+} from './common.js';
+import { peer, RSMC_HELP, rsmc, rsmcStatusRows } from './rsmc.js';
 import { DeviceWallet, deviceWalletScripts } from '../wallet/device-wallet.js';
 import { address as btcAddress, networks } from 'bitcoinjs-lib';
 
@@ -43,6 +60,8 @@ Usage:
                    [--capacity-sat N] [--expiry-blocks N] [--rate N] [--step N] [--no-close] [--json]
   trickle status   --data-dir DIR [--json]
   trickle close    --data-dir DIR --broker URL CHAIN [--channel ID] [--json]
+  trickle peer     --data-dir DIR --broker URL CHAIN [peer options] [--json]
+  trickle rsmc     open|pay|close --data-dir DIR [rsmc options] [--json]     (below)
 
 CHAIN is --chain simnet --simnet-url URL | --chain bitcoind --rpc-url URL [auth] |
          --chain esplora --esplora-url URL --network N   (details below)
@@ -56,32 +75,8 @@ Pay options: --units N to buy in total over the channel; --rate N units/s consum
   --capacity-sat (default: enough for --units plus 10%); --expiry-blocks (default 144);
   --pay-timeout-ms (default 60000); --no-close keeps the channel open.
 
+${RSMC_HELP}
 ${CHAIN_HELP}`;
-
-type Flags = Record<string, string | boolean | undefined>;
-
-function jsonLine(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? bytesToHex(v) : v));
-}
-
-function required(flags: Flags, name: string): string {
-  const v = flags[name];
-  if (typeof v !== 'string' || v.length === 0) throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-function bigintFlag(flags: Flags, name: string, fallback: bigint): bigint {
-  const v = flags[name];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new UsageError(`--${name} expects a non-negative integer`);
-  return BigInt(v);
-}
-
-function intFlag(flags: Flags, name: string, fallback: number): number {
-  return Number(bigintFlag(flags, name, BigInt(fallback)));
-}
-
-class UsageError extends Error {}
 
 const OPTIONS = {
   'data-dir': { type: 'string' },
@@ -114,6 +109,16 @@ const OPTIONS = {
   'min-capacity-sat': { type: 'string' },
   'max-capacity-sat': { type: 'string' },
   'serve-rate': { type: 'string' },
+  peer: { type: 'string' },
+  'local-sat': { type: 'string' },
+  'remote-sat': { type: 'string' },
+  'push-msat': { type: 'string' },
+  'amount-msat': { type: 'string' },
+  payments: { type: 'string' },
+  breach: { type: 'boolean' },
+  force: { type: 'boolean' },
+  'max-contribution-sat': { type: 'string' },
+  'to-self-delay': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -146,6 +151,10 @@ export async function main(argv: string[]): Promise<number> {
         return await status(flags);
       case 'close':
         return await close(flags);
+      case 'peer':
+        return await peer(flags);
+      case 'rsmc':
+        return await rsmc(parsed.positionals[1], flags);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -159,43 +168,6 @@ export async function main(argv: string[]): Promise<number> {
     if (flags['json']) process.stdout.write(`${jsonLine({ event: 'error', code, message: (error as Error).message })}\n`);
     return 1;
   }
-}
-
-function emitter(flags: Flags) {
-  const json = flags['json'] === true;
-  return {
-    json,
-    event(value: Record<string, unknown>, human?: string): void {
-      if (json) process.stdout.write(`${jsonLine(value)}\n`);
-      else if (human) process.stdout.write(`${human}\n`);
-    },
-  };
-}
-
-function logTo(out: ReturnType<typeof emitter>) {
-  return (entry: OnewayLogEntry): void => {
-    if (entry.level === 'debug') return;
-    if (out.json) out.event({ event: 'log', ...entry });
-    else if (entry.level !== 'info') process.stderr.write(`[${entry.level}] ${entry.msg}${entry.code ? ` (${entry.code})` : ''}\n`);
-  };
-}
-
-/** The chain and the chain-related node options from the flags. */
-function chainOptions(flags: Flags): Pick<LocalNodeOptions, 'chain' | 'walletBirthHeight' | 'closeDepth' | 'minDepth' | 'fallbackFeeratePerKw'> {
-  const optionalInt = (name: string) => (flags[name] === undefined ? undefined : intFlag(flags, name, 0));
-  const birth = optionalInt('wallet-birth-height');
-  const closeDepth = optionalInt('close-depth');
-  const minDepth = optionalInt('min-depth');
-  if (closeDepth === 0 || minDepth === 0) throw new UsageError('--close-depth and --min-depth must be at least 1');
-  const fallback = flags['fallback-feerate-per-kw'] === undefined ? undefined : bigintFlag(flags, 'fallback-feerate-per-kw', 0n);
-  if (fallback !== undefined && fallback < 253n) throw new UsageError('--fallback-feerate-per-kw must be at least 253');
-  return {
-    chain: chainChoice(flags),
-    ...(birth !== undefined && { walletBirthHeight: birth }),
-    ...(closeDepth !== undefined && { closeDepth }),
-    ...(minDepth !== undefined && { minDepth }),
-    ...(fallback !== undefined && { fallbackFeeratePerKw: fallback }),
-  };
 }
 
 async function init(flags: Flags): Promise<number> {
@@ -229,26 +201,6 @@ async function wallet(flags: Flags): Promise<number> {
     chain.close();
     await store.close();
   }
-}
-
-/** Progress while the chain or the wallet's block scan catches up: at most one line a second, and the last. */
-function catchUpProgress(out: ReturnType<typeof emitter>): (p: { height: number; tipHeight: number }) => void {
-  let last = 0;
-  return ({ height, tipHeight }) => {
-    const now = performance.now();
-    if (height !== tipHeight && now - last < 1000) return;
-    last = now;
-    if (out.json) out.event({ event: 'catching-up', height, tipHeight });
-    else process.stderr.write(`catching up with the chain: block ${height} of ${tipHeight}\n`);
-  };
-}
-
-function waitForSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (signal: string) => resolve(signal);
-    process.once('SIGINT', on);
-    process.once('SIGTERM', on);
-  });
 }
 
 async function provider(flags: Flags): Promise<number> {
@@ -300,7 +252,7 @@ async function provider(flags: Flags): Promise<number> {
   return 0;
 }
 
-function reportEvent(out: ReturnType<typeof emitter>, channel: OnewayChannel, event: ChannelEvent): void {
+function reportEvent(out: Emitter, channel: OnewayChannel, event: ChannelEvent): void {
   const base = { channelId: channel.id, role: channel.role };
   switch (event.type) {
     case 'payment':
@@ -319,11 +271,6 @@ function reportEvent(out: ReturnType<typeof emitter>, channel: OnewayChannel, ev
       out.event({ event: event.type, ...base, code: event.code, message: event.message }, `channel ${channel.id.slice(0, 16)}… ${event.type}: ${event.code}`);
       return;
   }
-}
-
-function frameBytes(local: LocalNode): number {
-  const stats = (local.messenger.transport as MqttTransport).stats();
-  return stats.sent.frameBytes + stats.received.frameBytes;
 }
 
 async function pay(flags: Flags): Promise<number> {
@@ -430,10 +377,11 @@ async function status(flags: Flags): Promise<number> {
       try {
         r = decodeRecord(entry.value);
       } catch (error) {
-        channels.push({ key: entry.key, error: (error as Error).message });
+        channels.push({ kind: 'oneway', key: entry.key, error: (error as Error).message });
         continue;
       }
       channels.push({
+        kind: 'oneway',
         channelId: bytesToHex(r.channelId ?? r.tempChannelId),
         role: r.role,
         phase: r.phase,
@@ -449,6 +397,7 @@ async function status(flags: Flags): Promise<number> {
         failure: r.failure,
       });
     }
+    channels.push(...(await rsmcStatusRows(store)));
   } finally {
     await store.close();
   }
@@ -456,7 +405,15 @@ async function status(flags: Flags): Promise<number> {
   else {
     process.stdout.write(`node ${keys.identity.nodeId}: ${channels.length} channel(s)\n`);
     for (const c of channels) {
-      process.stdout.write(`  ${String(c['channelId']).slice(0, 16)}… ${c['role']} ${c['phase']} paid ${c['paidMsat']} msat in ${c['payments']} payments, capacity ${c['capacitySat']} sat\n`);
+      const id = `${String(c['channelId'] ?? c['key']).slice(0, 16)}…`;
+      if (c['error'] !== undefined) process.stdout.write(`  ${id} ${c['kind']} unreadable: ${c['error']}\n`);
+      else if (c['kind'] === 'oneway') {
+        process.stdout.write(`  ${id} one-way ${c['role']} ${c['phase']} paid ${c['paidMsat']} msat in ${c['payments']} payments, capacity ${c['capacitySat']} sat\n`);
+      } else {
+        const b = c['balances'] as { localMsat: bigint; remoteMsat: bigint } | undefined;
+        process.stdout.write(`  ${id} revocable ${c['role']} ${c['phase']} capacity ${c['capacitySat']} sat` +
+          `${b ? `, ours ${b.localMsat / 1000n} sat, the peer's ${b.remoteMsat / 1000n} sat` : ''}, ${c['updatesSent']} updates sent, ${c['updatesReceived']} received\n`);
+      }
     }
   }
   return 0;

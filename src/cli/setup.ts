@@ -1,17 +1,21 @@
 /**
  * What every `trickle` command needs: the node's secret material in its data directory, the LMDB store,
- * the chain (simnet, bitcoind or Esplora: ./chain.ts), the device wallet, the MQTT messenger and the
- * one-way channel runtime, wired together. Also the crash hooks the crash tests use (TRICKLE_CRASH_AT),
- * which do nothing unless that variable is set.
+ * the chain (simnet, bitcoind or Esplora: ./chain.ts), the device wallet, the MQTT messenger, the
+ * one-way channel runtime and (for `trickle peer`) the revocable one on the same messenger, wired
+ * together. Also the crash hooks the crash tests use (TRICKLE_CRASH_AT), which do nothing unless that
+ * variable is set.
  */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bytesToHex, hexToBytes } from '../bytes.js';
 import { hmacSha256 } from '../crypto/hash.js';
 import { isValidSecretKey } from '../crypto/secp256k1.js';
-import { OnewayNode, type OnewayHooks, type OnewayNodeOptions } from '../channel/oneway/node.js';
+import { OnewayNode, type OnewayNodeOptions } from '../channel/oneway/node.js';
+import { createPeer, type RsmcNode, type RsmcNodeOptions } from '../channel/rsmc/node.js';
+import type { RsmcPolicy } from '../channel/rsmc/types.js';
 import type { PayeeOffer } from '../channel/oneway/payee.js';
 import type { Messenger } from '../node/messenger.js';
+import type { WireMessage } from '../wire/index.js';
 import { p2wpkhOutput } from '../onchain/script.js';
 import { softwareIdentity, type NodeIdentity } from '../session/identity.js';
 import { SoftwareSigner } from '../signer/software.js';
@@ -54,9 +58,10 @@ export async function loadKeys(dataDir: string, options: { create: boolean }): P
 /**
  * Test hook: TRICKLE_CRASH_AT="<persist reason>[:n]" kills this process with SIGKILL right after the
  * n-th (default 1st) durable commit with that reason; "sent:<message type>[:n]" right after the n-th
- * such message was handed to the broker. Used by test/oneway-crash.test.ts; unset in normal use.
+ * such message was handed to the broker. Used by test/oneway-crash.test.ts; unset in normal use. The
+ * hooks fit both channel runtimes (one-way and revocable): they look at the reason and message type only.
  */
-export function crashHooksFromEnv(env: NodeJS.ProcessEnv = process.env): OnewayHooks | undefined {
+export function crashHooksFromEnv(env: NodeJS.ProcessEnv = process.env): CrashHooks | undefined {
   const spec = env['TRICKLE_CRASH_AT'];
   if (!spec) return undefined;
   const parts = spec.split(':');
@@ -72,6 +77,11 @@ export function crashHooksFromEnv(env: NodeJS.ProcessEnv = process.env): OnewayH
     : { afterPersist: (reason) => void (reason === what && hit()) };
 }
 
+export interface CrashHooks {
+  afterPersist?(reason: string): void;
+  afterSend?(message: WireMessage): void;
+}
+
 export interface LocalNode {
   keys: NodeKeys;
   messenger: Messenger;
@@ -79,6 +89,8 @@ export interface LocalNode {
   store: LmdbStore;
   wallet: DeviceWallet;
   node: OnewayNode;
+  /** The revocable-channel runtime, when LocalNodeOptions.rsmc asked for it. */
+  rsmc: RsmcNode | undefined;
   close(): Promise<void>;
 }
 
@@ -99,6 +111,11 @@ export interface LocalNodeOptions {
   fallbackFeeratePerKw?: bigint;
   /** Progress while the chain's events or the wallet's block scan catch up. */
   onScanProgress?: (p: { height: number; tipHeight: number }) => void;
+  /**
+   * Also run the revocable (RSMC) channel runtime on the same messenger, store, signer and wallet. Its
+   * funding depth and close depth follow minDepth and closeDepth unless `policy` says otherwise.
+   */
+  rsmc?: { policy?: Partial<RsmcPolicy>; node?: Partial<RsmcNodeOptions> };
 }
 
 const BIRTH_KEY = 'wallet/birth-height';
@@ -161,6 +178,24 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
       ...(options.log ? { log: options.log } : {}),
       ...options.node,
     });
+    let rsmc: RsmcNode | undefined;
+    try {
+      rsmc = options.rsmc && await createPeer({
+        messenger,
+        chain: chain.chain,
+        store,
+        signer: keys.signer,
+        wallet,
+        closeDepth: options.closeDepth ?? depth,
+        policy: { minimumDepth: options.minDepth ?? depth, ...options.rsmc.policy },
+        ...(hooks ? { hooks } : {}),
+        ...(options.log ? { log: options.log } : {}),
+        ...options.rsmc.node,
+      });
+    } catch (error) {
+      await node.stop();
+      throw error;
+    }
     if (options.offers) await messenger.announce(options.offers);
     const m = messenger;
     const c = chain;
@@ -171,7 +206,9 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
       store,
       wallet,
       node,
+      rsmc,
       async close() {
+        await rsmc?.stop();
         await node.stop();
         await m.stop();
         c.close();
