@@ -793,6 +793,16 @@ function onPay(record: RsmcRecord, input: Extract<RsmcInput, { kind: 'pay' }>): 
   return { record: r, effects };
 }
 
+/** Withdraw our proposals that no commitment_signed covers; their pay() calls fail. */
+function dropProposals(r: RsmcRecord, message: string): RsmcEffect[] {
+  const effects: RsmcEffect[] = [];
+  for (const c of r.localChanges.proposed) {
+    if (c.ref !== undefined) effects.push(ev({ type: 'payment-failed', ref: c.ref, code: 'CHANNEL_CLOSING', message }));
+  }
+  r.localChanges.proposed = [];
+  return effects;
+}
+
 /** (Re)send our proposals in order, then sign if we can: after channel_ready or channel_reestablish. */
 function flushProposals(r: RsmcRecord): RsmcEffect[] {
   const effects: RsmcEffect[] = r.localChanges.proposed.map((c) => send({ type: 'update_transfer', channelId: r.channelId!, id: c.id, amountMsat: c.amountMsat }));
@@ -843,7 +853,8 @@ function onCommitmentSignature(record: RsmcRecord, input: Extract<RsmcInput, { k
 }
 
 function onUpdateTransfer(record: RsmcRecord, msg: Extract<WireMessage, { type: 'update_transfer' }>): RsmcStep {
-  if (record.phase !== 'open') {
+  // An update the peer sent before its own shutdown is fine, even if ours crossed it (BOLT 2).
+  if (record.phase !== 'open' && !(record.phase === 'shutting_down' && !record.shutdown?.remoteScript)) {
     if (record.phase === 'shutting_down') return rejection(record, 'CHANNEL_CLOSING', 'no new updates after shutdown');
     return rejection(record, 'BAD_STATE', 'update_transfer not expected');
   }
@@ -972,6 +983,8 @@ function onDisconnected(record: RsmcRecord): RsmcStep {
     r.shutdown.lastReceived = undefined;
   }
   if (r.phase === 'negotiating' || r.phase === 'contributing') return abort(r, 'PEER_ERROR', 'disconnected while opening', false);
+  // After shutdown no update may be sent again, and the peer forgets the ones it had not seen signed.
+  if (r.shutdown) return { record: r, effects: dropProposals(r, 'the channel is closing') };
   return { record: r, effects: [] };
 }
 
@@ -1109,11 +1122,9 @@ function onCloseCommand(record: RsmcRecord, cooperative: boolean): RsmcStep {
   r.phase = 'shutting_down';
   const effects: RsmcEffect[] = [{ kind: 'persist', reason: 'shutdown' }, ev({ type: 'phase', phase: 'shutting_down' })];
   if (synced(r)) effects.push(send({ type: 'shutdown', channelId: r.channelId!, scriptPubkey: r.shutdown.localScript }));
-  // Our unsigned proposals are dropped: no new updates after shutdown.
-  for (const c of r.localChanges.proposed) {
-    if (c.ref !== undefined) effects.push(ev({ type: 'payment-failed', ref: c.ref, code: 'CHANNEL_CLOSING', message: 'the channel is closing' }));
-  }
-  if (r.localChanges.proposed.length > 0 && !synced(r)) r.localChanges.proposed = [];
+  // Proposals the peer already has go on to be committed (BOLT 2: pending updates complete after
+  // shutdown); ones not yet sent (we are between sessions) are withdrawn.
+  if (!synced(r)) effects.push(...dropProposals(r, 'the channel is closing'));
   effects.push(...maybeSignStep(r), ...maybeStartClosing(r));
   return { record: r, effects };
 }
@@ -1135,11 +1146,7 @@ function onShutdown(record: RsmcRecord, msg: Extract<WireMessage, { type: 'shutd
   r.phase = 'shutting_down';
   effects.unshift({ kind: 'persist', reason: 'shutdown' });
   if (!wasSent) effects.push(send({ type: 'shutdown', channelId: r.channelId!, scriptPubkey: r.shutdown.localScript }));
-  for (const c of r.localChanges.proposed) {
-    if (c.ref !== undefined) effects.push(ev({ type: 'payment-failed', ref: c.ref, code: 'CHANNEL_CLOSING', message: 'the peer is closing the channel' }));
-  }
-  // Proposals the peer has not seen committed are withdrawn... but if already sent, the peer has them and
-  // will commit them with us: keep them (they flow to completion), only new ones are refused.
+  // Our proposals already sent were sent before this shutdown: the peer commits them with us.
   effects.push(...maybeSignStep(r), ...maybeStartClosing(r));
   return { record: r, effects };
 }
@@ -1263,9 +1270,7 @@ function onFundingSpent(record: RsmcRecord, input: Extract<RsmcInput, { kind: 'f
   const wasClosing = r.phase === 'closing';
   r.phase = 'closing';
   // Payments still in flight will never complete.
-  for (const ch of r.localChanges.proposed) {
-    if (ch.ref !== undefined) effects.push(ev({ type: 'payment-failed', ref: ch.ref, code: 'CHANNEL_CLOSING', message: 'the channel closed on chain' }));
-  }
+  effects.push(...dropProposals(r, 'the channel closed on chain'));
   effects.unshift({ kind: 'persist', reason: 'closing' });
   if (!wasClosing) effects.push(ev({ type: 'phase', phase: 'closing' }));
   effects.push(ev({ type: 'closing', kind: c.kind, txid }));
