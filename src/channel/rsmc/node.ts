@@ -402,6 +402,16 @@ export class RsmcNode {
     this.#o.chain.watchOutpoint(outpoint);
   }
 
+  /** Feed a spend of `outpoint` that happened before it was watched (none: the watch reports later ones). */
+  async #checkSpend(slot: RsmcChannelSlot, outpoint: OutPoint): Promise<void> {
+    try {
+      const spend = await this.#o.chain.getSpend(outpoint);
+      if (spend && !this.#stopped) this.#onSpent(outpoint, spend);
+    } catch (error) {
+      this.#log('warn', `could not check ${outpointKey(outpoint)} on chain: ${(error as Error).message}`, slot);
+    }
+  }
+
   #onSession(event: SessionEvent): void {
     if (this.#stopped) return;
     for (const slot of this.#slots.values()) {
@@ -734,6 +744,9 @@ export class RsmcNode {
         }
         case 'watch':
           this.#watch(slot, effect.outpoint);
+          // The chain reports only spends made after the watch: one made before (a penalty confirmed in the
+          // block that showed us the commitment, say) is looked up, as on load.
+          void this.#checkSpend(slot, effect.outpoint);
           break;
         case 'check-funding': {
           const outpoint = slot.record.fundingOutpoint;
