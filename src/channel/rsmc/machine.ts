@@ -917,7 +917,8 @@ function onSecretReleased(record: RsmcRecord, input: Extract<RsmcInput, { kind: 
   const effects: RsmcEffect[] = [
     send({ type: 'revoke_and_ack', channelId: r.channelId!, perCommitmentSecret: input.secret, nextPerCommitmentPoint: input.nextPoint }),
   ];
-  effects.push(...maybeSignStep(r));
+  // Our revocation may be the last step before a requested close can start.
+  effects.push(...maybeSignStep(r), ...maybeStartClosing(r));
   return { record: r, effects };
 }
 
@@ -953,7 +954,8 @@ function onRevokeAndAck(record: RsmcRecord, msg: Extract<WireMessage, { type: 'r
   r.localChanges.acked = [...r.localChanges.acked, ...r.localChanges.signed];
   r.localChanges.signed = [];
   r.receivedCount += BigInt(received.length);
-  const effects: RsmcEffect[] = [{ kind: 'persist', reason: 'revocation-received' }, ev({ type: 'revoked', commitment: revoked })];
+  // 'revoked' before the persist: a watchtower gets the state before we store its revocation.
+  const effects: RsmcEffect[] = [ev({ type: 'revoked', commitment: revoked }), { kind: 'persist', reason: 'revocation-received' }];
   // The peer broadcast this very commitment before its revocation reached us: now it is a breach.
   if (r.closing && (r.closing.kind === 'remote-latest' || r.closing.kind === 'remote-unknown') && r.closing.commitmentNumber === revoked.number) {
     effects.push(...reclassify(r, ctx.tipHeight));

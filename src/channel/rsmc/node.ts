@@ -765,6 +765,9 @@ export class RsmcNode {
           break;
         }
         case 'event':
+          // A revoked state goes to the watchtower before the revocation is stored: after a crash in
+          // between, the peer sends its revoke_and_ack again (channel_reestablish) and it is exported again.
+          if (effect.event.type === 'revoked' && this.#o.watchtower) await this.#toWatchtower(slot, slot.record, effect.event.commitment);
           this.#emit(slot, effect.event);
           break;
       }
@@ -841,7 +844,6 @@ export class RsmcNode {
   }
 
   #emit(slot: RsmcChannelSlot, event: RsmcEvent): void {
-    if (event.type === 'revoked' && this.#o.watchtower) this.#toWatchtower(slot, slot.record, event.commitment);
     slot.handle.deliver(event);
     for (const listener of this.#listeners) {
       try {
@@ -852,13 +854,19 @@ export class RsmcNode {
     }
   }
 
-  /** Outside the channel's queue: a slow watchtower must not hold the channel up. */
-  #toWatchtower(slot: RsmcChannelSlot, record: RsmcRecord, commitment: RemoteCommit): void {
+  /**
+   * In the channel's queue, so an entry is handed over before the revocation it depends on is stored
+   * (at least once per revoked state). The callback should store the entry and return promptly: the
+   * channel waits for it. A failure is logged, never fatal to the channel.
+   */
+  async #toWatchtower(slot: RsmcChannelSlot, record: RsmcRecord, commitment: RemoteCommit): Promise<void> {
     const watchtower = this.#o.watchtower!;
-    void (async () => {
+    try {
       const entry = await exportRevokedState(record, commitment, this.#o.signer, await this.#sweepFeeratePerKw(record));
       if (entry) await watchtower(entry);
-    })().catch((error) => this.#log('warn', `watchtower export of commitment ${commitment.number} failed: ${(error as Error).message}`, slot, 'WATCHTOWER'));
+    } catch (error) {
+      this.#log('warn', `watchtower export of commitment ${commitment.number} failed: ${(error as Error).message}`, slot, 'WATCHTOWER');
+    }
   }
 
   #log(level: RsmcLogEntry['level'], msg: string, slot?: RsmcChannelSlot, code?: string): void {
