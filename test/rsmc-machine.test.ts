@@ -225,3 +225,23 @@ test('breach seen before its revocation arrives: the late revoke_and_ack turns i
   await d.mine(1);
   assert.ok((await d.chain.getTransaction(penalty.txid))?.blockHeight, 'penalty confirmed');
 });
+
+test('the accepter checks the funding output it was told about: a wrong script fails the open, nothing is signed after', async () => {
+  const d = new RsmcDriver();
+  await assert.rejects(
+    (async () => {
+      // Swap the chain's view of the funding output for one with the right value but another script.
+      const real = d.chain.getUtxo.bind(d.chain);
+      d.chain.getUtxo = async (outpoint) => {
+        const utxo = await real(outpoint);
+        return utxo && { ...utxo, output: { ...utxo.output, script: new Uint8Array([0x00, 0x20, ...new Uint8Array(32).fill(7)]) } };
+      };
+      await d.open(200_000n);
+    })(),
+    /open failed/,
+  );
+  // Whoever looks first fails the channel (the other then fails on its error); neither goes on to ready.
+  assert.ok([d.a, d.b].some((s) => s.record!.failure?.code === 'FUNDING_MISMATCH'), 'FUNDING_MISMATCH on one side');
+  assert.equal(d.a.record!.readySent, false);
+  assert.equal(d.b.record!.readySent, false);
+});

@@ -22,7 +22,7 @@ import { bytesToHex, equalBytes } from '../../bytes.js';
 import { buildFundingTransaction, satPerVbFromPerKw, type FundingContribution, type WalletCoin } from '../../onchain/funding.js';
 import { perCommitmentPoint } from '../../onchain/rsmc/keys.js';
 import { commitmentIndex, PerCommitmentSecretStore } from '../../onchain/rsmc/shachain.js';
-import { p2wpkhOutput } from '../../onchain/script.js';
+import { p2wpkhOutput, p2wshOutput } from '../../onchain/script.js';
 import { hashToTxid, txidToHash } from '../../onchain/tx.js';
 import type { NodeId } from '../../transport/port.js';
 import type { WireMessage } from '../../wire/index.js';
@@ -31,6 +31,7 @@ import {
   closingTransaction,
   commitmentFeeSat,
   deriveChannelId,
+  fundingScriptOf,
   idealClosingFeeSat,
   localCommitment,
   remoteCommitment,
@@ -725,7 +726,10 @@ function onFundingStatus(record: RsmcRecord, input: Extract<RsmcInput, { kind: '
   if (record.phase !== 'awaiting_ready' && !(record.phase === 'funding_signed' && record.localCommit)) return unchanged(record);
   const utxo = input.utxo;
   if (!utxo || utxo.blockHeight === undefined) return unchanged(record);
-  if (utxo.output.valueSat !== record.fundingSat) return failChannel(record, 'FUNDING_MISMATCH', 'the funding output has the wrong value');
+  // The accepter of a single-funded open only learnt an outpoint: it must be our 2-of-2 for the capacity.
+  if (utxo.output.valueSat !== record.fundingSat || !equalBytes(utxo.output.script, p2wshOutput(fundingScriptOf(record)))) {
+    return failChannel(record, 'FUNDING_MISMATCH', 'the funding output is not the agreed 2-of-2 for the capacity');
+  }
   const depth = input.tipHeight - utxo.blockHeight + 1;
   const r = copy(record);
   const effects: RsmcEffect[] = [];
