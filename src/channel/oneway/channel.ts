@@ -10,6 +10,7 @@ import type { Tariff } from '../../metering/tariff.js';
 import type { NodeId, Unsubscribe } from '../../transport/port.js';
 import type { ChannelEvent } from './core.js';
 import { ChannelError } from './errors.js';
+import { ChannelEvents, type Until } from '../waiters.js';
 import type { ChannelSlot, OnewayNode } from './node.js';
 import type { ChannelOutcome, OnewayRecord, ServiceTerms } from './state.js';
 import { channelTerms } from './terms.js';
@@ -20,18 +21,17 @@ export interface PaymentReceipt {
   amountMsat: bigint;
 }
 
-type Waiter = { resolve: () => void; reject: (error: Error) => void; until: (event: ChannelEvent, record: OnewayRecord) => boolean };
 
 export class OnewayChannel {
   readonly #node: OnewayNode;
   readonly #slot: ChannelSlot;
-  readonly #listeners = new Set<(event: ChannelEvent) => void>();
-  readonly #waiters = new Set<Waiter>();
+  readonly #events: ChannelEvents<ChannelEvent, OnewayRecord>;
   #payChain: Promise<unknown> = Promise.resolve();
 
   constructor(node: OnewayNode, slot: ChannelSlot) {
     this.#node = node;
     this.#slot = slot;
+    this.#events = new ChannelEvents(() => node.clock);
   }
 
   /** Channel id (hex) once funded, the temporary id before. */
@@ -90,8 +90,7 @@ export class OnewayChannel {
   }
 
   onEvent(listener: (event: ChannelEvent) => void): Unsubscribe {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#events.onEvent(listener);
   }
 
   /**
@@ -179,60 +178,14 @@ export class OnewayChannel {
 
   /** Called by the runtime for every event of this channel. */
   deliver(event: ChannelEvent): void {
-    for (const waiter of [...this.#waiters]) {
-      try {
-        if (waiter.until(event, this.#slot.record)) {
-          this.#waiters.delete(waiter);
-          waiter.resolve();
-        }
-      } catch (error) {
-        this.#waiters.delete(waiter);
-        waiter.reject(error as Error);
-      }
-    }
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch {
-        // ignore listener bugs
-      }
-    }
+    this.#events.deliver(event, this.#slot.record);
   }
 
   shutdown(error: Error): void {
-    for (const waiter of this.#waiters) waiter.reject(error);
-    this.#waiters.clear();
+    this.#events.shutdown(error);
   }
 
-  #wait(until: Waiter['until'], timeoutMs?: number): { promise: Promise<void>; cancel: () => void } {
-    let cancelTimer = (): void => undefined;
-    let waiter!: Waiter;
-    const promise = new Promise<void>((resolve, reject) => {
-      waiter = {
-        until,
-        resolve: () => {
-          cancelTimer();
-          resolve();
-        },
-        reject: (e) => {
-          cancelTimer();
-          reject(e);
-        },
-      };
-      this.#waiters.add(waiter);
-      if (timeoutMs !== undefined) {
-        cancelTimer = this.#node.clock.setTimer(timeoutMs, () => {
-          this.#waiters.delete(waiter);
-          reject(new ChannelError('TIMEOUT', 'no acknowledgement from the payee in time'));
-        });
-      }
-    });
-    return {
-      promise,
-      cancel: () => {
-        this.#waiters.delete(waiter);
-        cancelTimer();
-      },
-    };
+  #wait(until: Until<ChannelEvent, OnewayRecord, boolean>, timeoutMs?: number): { promise: Promise<boolean>; cancel: () => void } {
+    return this.#events.wait(until, timeoutMs, () => new ChannelError('TIMEOUT', 'no acknowledgement from the payee in time'));
   }
 }

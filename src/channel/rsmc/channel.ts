@@ -5,6 +5,7 @@
 import { bytesToHex } from '../../bytes.js';
 import type { NodeId, Unsubscribe } from '../../transport/port.js';
 import { RsmcError } from './errors.js';
+import { ChannelEvents, type Until } from '../waiters.js';
 import type { RsmcChannelSlot, RsmcNode } from './node.js';
 import type { RsmcEvent, RsmcOutcome, RsmcPhase, RsmcRecord, RsmcRole, Spec } from './types.js';
 
@@ -14,22 +15,16 @@ export interface RsmcPaymentReceipt {
   amountMsat: bigint;
 }
 
-/** `until` returns a result to resolve with, undefined to keep waiting, or throws to reject. */
-type Waiter = {
-  until: (event: RsmcEvent, record: RsmcRecord) => unknown;
-  resolve: (value: unknown) => void;
-  reject: (error: Error) => void;
-};
 
 export class RsmcChannel {
   readonly #node: RsmcNode;
   readonly #slot: RsmcChannelSlot;
-  readonly #listeners = new Set<(event: RsmcEvent) => void>();
-  readonly #waiters = new Set<Waiter>();
+  readonly #events: ChannelEvents<RsmcEvent, RsmcRecord>;
 
   constructor(node: RsmcNode, slot: RsmcChannelSlot) {
     this.#node = node;
     this.#slot = slot;
+    this.#events = new ChannelEvents(() => node.clock);
   }
 
   /** Channel id (hex) once the funding transaction is known, the temporary id before. */
@@ -73,8 +68,7 @@ export class RsmcChannel {
   }
 
   onEvent(listener: (event: RsmcEvent) => void): Unsubscribe {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#events.onEvent(listener);
   }
 
   /**
@@ -173,62 +167,15 @@ export class RsmcChannel {
 
   /** Called by the runtime for every event of this channel (after the record was updated). */
   deliver(event: RsmcEvent): void {
-    for (const waiter of [...this.#waiters]) {
-      try {
-        const result = waiter.until(event, this.#slot.record);
-        if (result !== undefined) {
-          this.#waiters.delete(waiter);
-          waiter.resolve(result);
-        }
-      } catch (error) {
-        this.#waiters.delete(waiter);
-        waiter.reject(error as Error);
-      }
-    }
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch {
-        // ignore listener bugs
-      }
-    }
+    this.#events.deliver(event, this.#slot.record);
   }
 
   /** The node stopped: every pending wait rejects with `error`. */
   shutdown(error: Error): void {
-    for (const waiter of this.#waiters) waiter.reject(error);
-    this.#waiters.clear();
+    this.#events.shutdown(error);
   }
 
-  #wait<T>(until: (event: RsmcEvent, record: RsmcRecord) => T | undefined, timeoutMs?: number): { promise: Promise<T>; cancel: () => void } {
-    let cancelTimer = (): void => undefined;
-    let waiter!: Waiter;
-    const promise = new Promise<T>((resolve, reject) => {
-      waiter = {
-        until,
-        resolve: (value) => {
-          cancelTimer();
-          resolve(value as T);
-        },
-        reject: (e) => {
-          cancelTimer();
-          reject(e);
-        },
-      };
-      this.#waiters.add(waiter);
-      if (timeoutMs !== undefined) {
-        cancelTimer = this.#node.clock.setTimer(timeoutMs, () => {
-          this.#waiters.delete(waiter);
-          reject(new RsmcError('TIMEOUT', 'the payment was not committed in time'));
-        });
-      }
-    });
-    return {
-      promise,
-      cancel: () => {
-        this.#waiters.delete(waiter);
-        cancelTimer();
-      },
-    };
+  #wait<T>(until: Until<RsmcEvent, RsmcRecord, T>, timeoutMs?: number): { promise: Promise<T>; cancel: () => void } {
+    return this.#events.wait(until, timeoutMs, () => new RsmcError('TIMEOUT', 'the payment was not committed in time'));
   }
 }

@@ -6,7 +6,8 @@
 import { Transaction } from 'bitcoinjs-lib';
 import { feeForWeight } from '../../amounts.js';
 import { buildClosingTransaction, closingWeight, type ClosingTransaction } from '../../onchain/rsmc/closing.js';
-import { buildCommitmentTransaction, deriveCommitmentKeys, obscuringFactor, type CommitmentTransaction } from '../../onchain/rsmc/commitment.js';
+import { buildCommitmentTransaction, deriveCommitmentKeys, obscuringFactor, type CommitmentBasepoints, type CommitmentKeys, type CommitmentTransaction } from '../../onchain/rsmc/commitment.js';
+import { bytesToHex } from '../../bytes.js';
 import { commitmentBaseFeeSat } from '../../onchain/rsmc/fees.js';
 import { encodeScriptSignature } from '../../onchain/script.js';
 import { fundingScript, verifyFundingSpendSignature, fundingWitness } from '../../onchain/funding.js';
@@ -41,6 +42,27 @@ export function obscuringFactorOf(record: RsmcRecord): bigint {
   return obscuringFactor(opener.paymentBasepoint, accepter.paymentBasepoint);
 }
 
+/**
+ * deriveCommitmentKeys, remembered for the last few (point, basepoints): each update builds the peer's
+ * next commitment twice (to sign it, then to store it) and the runtime rebuilds ours to broadcast, and the
+ * key derivation (five point multiplications) is most of that cost. The keys are public.
+ */
+const KEY_CACHE_SIZE = 16;
+const keyCache = new Map<string, CommitmentKeys>();
+
+function commitmentKeys(b: CommitmentBasepoints): CommitmentKeys {
+  const id = [b.perCommitmentPoint, b.localDelayedPaymentBasepoint, b.localHtlcBasepoint, b.remoteHtlcBasepoint, b.remoteRevocationBasepoint, b.remotePaymentBasepoint]
+    .map(bytesToHex)
+    .join('');
+  let keys = keyCache.get(id);
+  if (!keys) {
+    keys = deriveCommitmentKeys(b);
+    if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!);
+    keyCache.set(id, keys);
+  }
+  return keys;
+}
+
 /** Our commitment `number` with balances `spec`, built with our per-commitment point `point`. */
 export function localCommitment(record: RsmcRecord, number: bigint, spec: Spec, point: Uint8Array): CommitmentTransaction {
   const remote = remoteConfig(record);
@@ -50,7 +72,7 @@ export function localCommitment(record: RsmcRecord, number: bigint, spec: Spec, 
     fundingValueSat: record.fundingSat,
     localFundingPubkey: record.local.fundingPubkey,
     remoteFundingPubkey: remote.fundingPubkey,
-    keys: deriveCommitmentKeys({
+    keys: commitmentKeys({
       perCommitmentPoint: point,
       localDelayedPaymentBasepoint: record.local.delayedPaymentBasepoint,
       localHtlcBasepoint: record.local.htlcBasepoint,
@@ -81,7 +103,7 @@ export function remoteCommitment(record: RsmcRecord, number: bigint, spec: Spec,
     fundingValueSat: record.fundingSat,
     localFundingPubkey: remote.fundingPubkey,
     remoteFundingPubkey: record.local.fundingPubkey,
-    keys: deriveCommitmentKeys({
+    keys: commitmentKeys({
       perCommitmentPoint: point,
       localDelayedPaymentBasepoint: remote.delayedPaymentBasepoint,
       localHtlcBasepoint: remote.htlcBasepoint,
