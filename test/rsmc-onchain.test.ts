@@ -154,7 +154,7 @@ async function channelPair(chain: Simnet): Promise<{ a: Side; b: Side; fundingOu
     me.record.localCurrentPoint = await point(me, 1n);
     me.record.localNextPoint = await point(me, 2n);
     const store = new PerCommitmentSecretStore();
-    store.insert(commitmentIndex(0n), await peer.signer.revealPerCommitmentSecret({ family: 'commitment', index: 0 }, 0n));
+    store.insert(commitmentIndex(0n), (await peer.signer.revokeCommitment({ family: 'commitment', index: 0 }, 0n)).secret);
     me.record.remoteSecrets = store.toJSON();
   }
   return { a, b, fundingOutpoint };

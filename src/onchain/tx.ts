@@ -4,7 +4,7 @@
  */
 import { Transaction } from 'bitcoinjs-lib';
 import { bytesToHex, compareBytes, hexToBytes, reverseBytes } from '../bytes.js';
-import type { KeyLocator, KeyTweak, Signer } from '../signer/port.js';
+import type { KeyLocator, KeyTweak, SignContext, Signer } from '../signer/port.js';
 import { encodeScriptSignature, SIGHASH_ALL } from './script.js';
 import { TxBuildError } from '../errors.js';
 import type { OutPoint } from '../chain/port.js';
@@ -71,6 +71,8 @@ export function feeForWeightAtSatPerVb(weight: number, feerateSatPerVb: bigint):
 export interface InputSigningRequest {
   key: KeyLocator;
   tweak?: KeyTweak;
+  /** What the signature is for, for a validating signer (src/signer/port.ts). */
+  context?: SignContext;
   inputIndex: number;
   scriptCode: Uint8Array;
   valueSat: bigint;
@@ -83,6 +85,7 @@ export async function signInput(signer: Signer, tx: Transaction, request: InputS
   const compact = await signer.signInput({
     key: request.key,
     ...(request.tweak ? { tweak: request.tweak } : {}),
+    ...(request.context ? { context: request.context } : {}),
     tx: tx.toBuffer(),
     inputIndex: request.inputIndex,
     scriptCode: request.scriptCode,

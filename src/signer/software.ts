@@ -62,8 +62,11 @@ export class SoftwareSigner implements Signer {
     return publicKeyOf(this.#perCommitmentSecret(seed, commitmentNumber));
   }
 
-  async revealPerCommitmentSecret(seed: KeyLocator, commitmentNumber: bigint): Promise<Uint8Array> {
-    return this.#perCommitmentSecret(seed, commitmentNumber);
+  async revokeCommitment(seed: KeyLocator, commitmentNumber: bigint): Promise<{ secret: Uint8Array; nextPoint: Uint8Array }> {
+    return {
+      secret: this.#perCommitmentSecret(seed, commitmentNumber),
+      nextPoint: publicKeyOf(this.#perCommitmentSecret(seed, commitmentNumber + 2n)),
+    };
   }
 
   #perCommitmentSecret(seed: KeyLocator, commitmentNumber: bigint): Uint8Array {

@@ -14,7 +14,7 @@ import { Decoder, Encoder, setSizeLimits } from 'cbor-x/index-no-eval';
 import { isValidPublicKey } from '../crypto/secp256k1.js';
 import type { WireMessageType } from './codes.js';
 import { checkCborSubset, MAX_ITEMS } from './guard.js';
-import { FIRST_FIELD_KEY, type FieldTable, type MessageDef, type TypeSpec } from './schema.js';
+import { FIRST_FIELD_KEY, type FieldTable, type FieldType, type MessageDef, type TypeSpec } from './schema.js';
 import { WireError } from './wire-error.js';
 
 /** [W-7] The only protocol version this implementation speaks. */
@@ -97,6 +97,38 @@ export function decodeBody<T extends { type: WireMessageType }>(def: MessageDef<
   return { type: def.type, ...fields } as T;
 }
 
+/**
+ * A standalone CBOR map of `type`'s fields (keys from 0), with the same deterministic encoding and
+ * self-check as a message: used by the hardware key's command bodies and stored state.
+ */
+export function encodeStruct<T>(type: FieldType<T>, value: T, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Uint8Array {
+  if (type.spec.kind !== 'struct') throw new TypeError('"type" expected a struct type');
+  const map = new Map<number, unknown>();
+  encodeFieldsInto(map, type.spec.table, value as object, '', false);
+  const out = new Uint8Array(encoder.encode(map));
+  if (out.length > maxBytes) throw new RangeError(`"${type.spec.name}" encodes to ${out.length} bytes, above the ${maxBytes}-byte limit`);
+  checkCborSubset(out);
+  return out;
+}
+
+/**
+ * The inverse of encodeStruct, strict: size first, the CBOR guard, then every field; unlike a message
+ * ([W-9]) any unknown key is refused, odd or even, at every level. Throws only WireError on bad bytes.
+ */
+export function decodeStruct<T>(type: FieldType<T>, input: Uint8Array, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): T {
+  if (type.spec.kind !== 'struct') throw new TypeError('"type" expected a struct type');
+  if (!(input instanceof Uint8Array)) throw new TypeError('"bytes" expected Uint8Array');
+  if (input.length > maxBytes) throw new WireError('TOO_LARGE', `${input.length} bytes, limit ${maxBytes}`);
+  checkCborSubset(input);
+  let value: unknown;
+  try {
+    value = decoder.decode(input);
+  } catch {
+    throw new WireError('MALFORMED', 'the CBOR decoder rejected the input');
+  }
+  return decodeValue(type.spec, value, '', true) as T;
+}
+
 function isUint(v: unknown): boolean {
   return (typeof v === 'number' && v >= 0) || (typeof v === 'bigint' && v >= 0n);
 }
@@ -108,10 +140,11 @@ function fieldPath(prefix: string, name: string): string {
   return prefix === '' ? name : `${prefix}.${name}`;
 }
 
-function decodeFields(table: FieldTable, map: ReadonlyMap<unknown, unknown>, prefix: string, firstKey: number): Record<string, unknown> {
+function decodeFields(table: FieldTable, map: ReadonlyMap<unknown, unknown>, prefix: string, firstKey: number, strict = false): Record<string, unknown> {
   for (const key of map.keys()) {
     const k = key as number; // the guard admits only unsigned integer keys below 2^32
     if (k < firstKey || table.byKey.has(k)) continue;
+    if (strict) throw new WireError('UNKNOWN_FIELD', 'unknown key', { field: fieldPath(prefix, `#${k}`) });
     // [W-9] it's OK to be odd: an unknown odd key is skipped, an unknown even key is fatal.
     if (k % 2 === 0) throw new WireError('UNKNOWN_EVEN_FIELD', 'unknown even key', { field: fieldPath(prefix, `#${k}`) });
   }
@@ -123,12 +156,12 @@ function decodeFields(table: FieldTable, map: ReadonlyMap<unknown, unknown>, pre
       if (entry.optional) continue;
       throw new WireError('MISSING_FIELD', `key ${entry.key} is required`, { field: path });
     }
-    out[entry.name] = decodeValue(entry.spec, raw, path);
+    out[entry.name] = decodeValue(entry.spec, raw, path, strict);
   }
   return out;
 }
 
-function decodeValue(spec: TypeSpec, raw: unknown, path: string): unknown {
+function decodeValue(spec: TypeSpec, raw: unknown, path: string, strict = false): unknown {
   switch (spec.kind) {
     case 'uint': {
       let v: bigint;
@@ -166,11 +199,11 @@ function decodeValue(spec: TypeSpec, raw: unknown, path: string): unknown {
     case 'array': {
       if (!Array.isArray(raw)) throw new WireError('BAD_TYPE', 'expected an array', { field: path });
       if (raw.length > spec.max) throw new WireError('BAD_LENGTH', `expected at most ${spec.max} items, got ${raw.length}`, { field: path });
-      return raw.map((item, i) => decodeValue(spec.item, item, `${path}[${i}]`));
+      return raw.map((item, i) => decodeValue(spec.item, item, `${path}[${i}]`, strict));
     }
     case 'struct':
       if (!(raw instanceof Map)) throw new WireError('BAD_TYPE', 'expected a map', { field: path });
-      return decodeFields(spec.table, raw, path, 0);
+      return decodeFields(spec.table, raw, path, 0, strict);
   }
 }
 

@@ -41,6 +41,8 @@ export type WireErrorCode =
   | 'UNKNOWN_TYPE'
   /** [W-9] an even key this implementation does not know. */
   | 'UNKNOWN_EVEN_FIELD'
+  /** A key a strict struct (the hardware key's commands and state) does not define, odd or even. */
+  | 'UNKNOWN_FIELD'
   /** [W-10] a mandatory field is absent. */
   | 'MISSING_FIELD'
   /** [W-10] a field of the wrong CBOR type. */

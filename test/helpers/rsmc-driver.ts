@@ -197,7 +197,7 @@ export class RsmcDriver {
           if (r.localCommit && effect.number >= r.localCommit.number) throw new Error(`${s.name} asked to reveal the secret of its current commitment`);
           if (!s.durable?.localCommit || s.durable.localCommit.number <= effect.number) throw new Error(`${s.name} revokes ${effect.number} before the next commitment is durable`);
           s.released.add(effect.number);
-          const secret = await s.signer.revealPerCommitmentSecret(loc('commitment'), effect.number);
+          const { secret } = await s.signer.revokeCommitment(loc('commitment'), effect.number);
           const nextPoint = await s.signer.perCommitmentPoint(loc('commitment'), effect.number + 2n);
           await this.apply(s, { kind: 'secret-released', number: effect.number, secret, nextPoint });
           break;

@@ -179,7 +179,7 @@ function gatedSigner(signer: Signer, p: PartyProcess): Signer {
     getPublicKey: (key) => p.gate(() => signer.getPublicKey(key)),
     signInput: (request) => p.gate(() => signer.signInput(request)),
     perCommitmentPoint: (seed, n) => p.gate(() => signer.perCommitmentPoint(seed, n)),
-    revealPerCommitmentSecret: (seed, n) => p.gate(() => signer.revealPerCommitmentSecret(seed, n)),
+    revokeCommitment: (seed, n) => p.gate(() => signer.revokeCommitment(seed, n)),
   };
 }
 

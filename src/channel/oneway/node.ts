@@ -22,7 +22,7 @@ import { signFundingInputs, type FundingTransaction } from '../../onchain/fundin
 import { p2wpkhOutput } from '../../onchain/script.js';
 import type { Messenger } from '../../node/messenger.js';
 import type { SessionEvent } from '../../session/manager.js';
-import type { Signer } from '../../signer/port.js';
+import type { SignContext, Signer } from '../../signer/port.js';
 import type { Store } from '../../store/port.js';
 import type { NodeId, Unsubscribe } from '../../transport/port.js';
 import type { WireMessage } from '../../wire/index.js';
@@ -33,7 +33,7 @@ import { CHANNEL_WIRE_CODES, ChannelError, type ChannelErrorCode } from './error
 import { DEFAULT_PAYEE_POLICY, isSameProposal, acceptMessage, payeeOnPropose, payeeStep, type PayeeInput, type PayeeOffer, type PayeePolicy } from './payee.js';
 import { DEFAULT_PAYER_POLICY, payerPropose, payerStep, type PayerInput, type PayerPolicy } from './payer.js';
 import { decodeRecord, encodeRecord, RECORD_PREFIX, recordKey, type OnewayRecord, type PayeeRecord, type PayerRecord, type ServiceTerms } from './state.js';
-import { fundingScriptOf } from './terms.js';
+import { channelTerms, fundingScriptOf } from './terms.js';
 
 export interface OnewayHooks {
   /** After a record is durably committed (crash tests kill the process here). */
@@ -121,6 +121,8 @@ export class OnewayNode {
   readonly #restoredPeers = new Set<NodeId>();
   readonly #listeners = new Set<(channel: OnewayChannel, event: ChannelEvent) => void>();
   readonly #unsubscribe: Unsubscribe[] = [];
+  /** Channels whose terms a validating signer has been given in this process. */
+  readonly #setUp = new Set<number>();
   #nodeQueue: Promise<unknown> = Promise.resolve();
   #nextKeyIndex = 0;
   #tip = 0;
@@ -500,6 +502,36 @@ export class OnewayNode {
     await this.#execute(slot, step.effects);
   }
 
+  /**
+   * The payer's signatures go to a validating signer (the hardware key) with what they are for; it
+   * learns the channel's terms first, once per channel and process.
+   */
+  async #signContext(record: OnewayRecord, effect: Extract<Effect, { kind: 'sign' }>): Promise<SignContext | undefined> {
+    if (record.role !== 'payer') return undefined;
+    const { signer } = this.#o;
+    if (signer.setupChannel && !this.#setUp.has(record.fundingKeyIndex)) {
+      const terms = channelTerms(record);
+      await signer.setupChannel({
+        keyIndex: record.fundingKeyIndex,
+        fundingOutpoint: terms.fundingOutpoint,
+        capacitySat: terms.fundingValueSat,
+        oneway: {
+          payeeFundingPubkey: terms.payeeFundingPubkey,
+          payerScript: terms.payerScript,
+          payeeScript: terms.payeeScript,
+          expiryHeight: terms.expiryHeight,
+          feerateSatPerVb: terms.feerateSatPerVb,
+        },
+      });
+      this.#setUp.add(record.fundingKeyIndex);
+    }
+    if (effect.purpose === 'refund-spend') return { kind: 'oneway-refund' };
+    if (effect.purpose === 'payment' && effect.amountMsat !== undefined) {
+      return { kind: 'oneway-payment', stateNumber: record.payment.number + 1n, amountMsat: effect.amountMsat, tipHeight: this.#tip };
+    }
+    return undefined;
+  }
+
   /** Run effects in order. A failed commit restores the last durable record and stops the rest. */
   async #execute(slot: ChannelSlot, effects: Effect[]): Promise<void> {
     const { store, signer, chain } = this.#o;
@@ -524,8 +556,10 @@ export class OnewayNode {
           this.#send(slot.record.peer, effect.message);
           break;
         case 'sign': {
+          const context = await this.#signContext(slot.record, effect);
           const signature = await signer.signInput({
             key: { family: 'funding', index: slot.record.fundingKeyIndex },
+            ...(context ? { context } : {}),
             tx: effect.tx,
             inputIndex: 0,
             scriptCode: fundingScriptOf(slot.record),

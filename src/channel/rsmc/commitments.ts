@@ -16,28 +16,34 @@ import type { PartyConfig, RsmcRecord, Spec } from './types.js';
 
 export { deriveChannelId } from '../oneway/terms.js';
 
-export function remoteConfig(record: RsmcRecord): PartyConfig {
+/**
+ * The part of the record the commitments are built from. The hardware key (firmware-bridge/core) builds
+ * the same transactions from the terms it stored at setup, so it can compare byte for byte.
+ */
+export type CommitmentTerms = Pick<RsmcRecord, 'role' | 'local' | 'remote' | 'fundingOutpoint' | 'fundingSat' | 'feeratePerKw'>;
+
+export function remoteConfig(record: Pick<RsmcRecord, 'remote'>): PartyConfig {
   if (!record.remote) throw new RsmcError('BAD_STATE', 'the peer’s channel parameters are not known yet');
   return record.remote;
 }
 
-function fundingOutpointOf(record: RsmcRecord) {
+function fundingOutpointOf(record: CommitmentTerms) {
   if (!record.fundingOutpoint) throw new RsmcError('BAD_STATE', 'the funding outpoint is not known yet');
   return record.fundingOutpoint;
 }
 
-function openerAndAccepter(record: RsmcRecord): { opener: PartyConfig; accepter: PartyConfig } {
+function openerAndAccepter(record: CommitmentTerms): { opener: PartyConfig; accepter: PartyConfig } {
   const remote = remoteConfig(record);
   return record.role === 'opener' ? { opener: record.local, accepter: remote } : { opener: remote, accepter: record.local };
 }
 
 /** The 2-of-2 funding witness script (BOLT 3: keys in lexicographic order). */
-export function fundingScriptOf(record: RsmcRecord): Uint8Array {
+export function fundingScriptOf(record: CommitmentTerms): Uint8Array {
   return fundingScript(record.local.fundingPubkey, remoteConfig(record).fundingPubkey);
 }
 
 /** BOLT 3 obscuring factor of this channel's commitment numbers. */
-export function obscuringFactorOf(record: RsmcRecord): bigint {
+export function obscuringFactorOf(record: CommitmentTerms): bigint {
   const { opener, accepter } = openerAndAccepter(record);
   return obscuringFactor(opener.paymentBasepoint, accepter.paymentBasepoint);
 }
@@ -64,7 +70,7 @@ function commitmentKeys(b: CommitmentBasepoints): CommitmentKeys {
 }
 
 /** Our commitment `number` with balances `spec`, built with our per-commitment point `point`. */
-export function localCommitment(record: RsmcRecord, number: bigint, spec: Spec, point: Uint8Array): CommitmentTransaction {
+export function localCommitment(record: CommitmentTerms, number: bigint, spec: Spec, point: Uint8Array): CommitmentTransaction {
   const remote = remoteConfig(record);
   const { opener, accepter } = openerAndAccepter(record);
   return buildCommitmentTransaction({
@@ -95,7 +101,7 @@ export function localCommitment(record: RsmcRecord, number: bigint, spec: Spec, 
 }
 
 /** The peer's commitment `number` with balances `spec` (our view), built with the peer's point `point`. */
-export function remoteCommitment(record: RsmcRecord, number: bigint, spec: Spec, point: Uint8Array): CommitmentTransaction {
+export function remoteCommitment(record: CommitmentTerms, number: bigint, spec: Spec, point: Uint8Array): CommitmentTransaction {
   const remote = remoteConfig(record);
   const { opener, accepter } = openerAndAccepter(record);
   return buildCommitmentTransaction({
@@ -130,7 +136,7 @@ export function commitmentFeeSat(record: RsmcRecord): bigint {
 }
 
 /** Is `signature` (64-byte compact, SIGHASH_ALL) the peer's valid signature on the funding input of `tx`? */
-export function verifyRemoteSignature(record: RsmcRecord, tx: Transaction, signature: Uint8Array): boolean {
+export function verifyRemoteSignature(record: CommitmentTerms, tx: Transaction, signature: Uint8Array): boolean {
   return verifyFundingSpendSignature(
     tx,
     { fundingScript: fundingScriptOf(record), fundingValueSat: record.fundingSat },
@@ -140,7 +146,7 @@ export function verifyRemoteSignature(record: RsmcRecord, tx: Transaction, signa
 }
 
 /** Put both signatures (compact) on the funding input of a commitment or closing transaction. */
-export function withFundingWitness(record: RsmcRecord, tx: Transaction, localSignature: Uint8Array, remoteSignature: Uint8Array): Transaction {
+export function withFundingWitness(record: CommitmentTerms, tx: Transaction, localSignature: Uint8Array, remoteSignature: Uint8Array): Transaction {
   const signed = tx.clone();
   signed.setWitness(
     0,

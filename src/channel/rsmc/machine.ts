@@ -555,7 +555,7 @@ function buildFunding(r: RsmcRecord, effects: RsmcEffect[]): RsmcStep {
   const spec = initialSpec(r);
   if (spec.localMsat < feeMsat(r)) return abort(r, 'INSUFFICIENT_BALANCE', 'our balance cannot pay the commitment fee', true);
   const theirs = remoteCommitment(r, 0n, spec, r.remoteNextPoint!);
-  effects.push({ kind: 'sign-remote-commitment', number: 0n, tx: Uint8Array.from(theirs.tx.toBuffer()) });
+  effects.push({ kind: 'sign-remote-commitment', number: 0n, spec, point: r.remoteNextPoint!, tx: Uint8Array.from(theirs.tx.toBuffer()) });
   return { record: r, effects };
 }
 
@@ -629,7 +629,7 @@ function onFundingCreated(record: RsmcRecord, msg: Extract<WireMessage, { type: 
   if (!verifyRemoteSignature(r, ours.tx, msg.signature)) return abort(r, 'BAD_SIGNATURE', 'the signature on our first commitment does not verify', true);
   r.localCommit = { number: 0n, spec, remoteSignature: msg.signature, txid: ours.txid };
   const theirs = remoteCommitment(r, 0n, spec, r.remoteNextPoint!);
-  return { record: r, effects: [{ kind: 'sign-remote-commitment', number: 0n, tx: Uint8Array.from(theirs.tx.toBuffer()) }] };
+  return { record: r, effects: [{ kind: 'sign-remote-commitment', number: 0n, spec, point: r.remoteNextPoint!, tx: Uint8Array.from(theirs.tx.toBuffer()) }] };
 }
 
 function ourWitnesses(r: RsmcRecord): Uint8Array[][] {
@@ -822,7 +822,7 @@ function maybeSignStep(r: RsmcRecord): RsmcEffect[] {
   const spec = reduce(r.remoteCommit.spec, r.localChanges.proposed, r.remoteChanges.acked);
   const number = r.remoteCommit.number + 1n;
   const theirs = remoteCommitment(r, number, spec, r.remoteNextPoint);
-  return [{ kind: 'sign-remote-commitment', number, tx: Uint8Array.from(theirs.tx.toBuffer()) }];
+  return [{ kind: 'sign-remote-commitment', number, spec, point: r.remoteNextPoint, tx: Uint8Array.from(theirs.tx.toBuffer()) }];
 }
 
 function onCommitmentSignature(record: RsmcRecord, input: Extract<RsmcInput, { kind: 'commitment-signature' }>): RsmcStep {

@@ -35,13 +35,14 @@ import { p2wpkhOutput, p2wpkhScriptCode } from '../../onchain/script.js';
 import { hashToTxid, signInput } from '../../onchain/tx.js';
 import type { Messenger } from '../../node/messenger.js';
 import type { SessionEvent } from '../../session/manager.js';
-import type { KeyLocator, Signer } from '../../signer/port.js';
+import type { KeyLocator, SignContext, Signer } from '../../signer/port.js';
+import { commitmentIndex, PerCommitmentSecretStore } from '../../onchain/rsmc/shachain.js';
 import type { Store } from '../../store/port.js';
 import type { NodeId, Unsubscribe } from '../../transport/port.js';
 import type { OpenChannelMsg, WireMessage } from '../../wire/index.js';
 import type { FundingWallet } from '../../wallet/device-wallet.js';
 import { RsmcChannel } from './channel.js';
-import { fundingScriptOf, localCommitment, withFundingWitness } from './commitments.js';
+import { fundingScriptOf, localCommitment, remoteConfig, withFundingWitness } from './commitments.js';
 import { RSMC_WIRE_CODES, RsmcError, type RsmcErrorCode } from './errors.js';
 import { accepterStart, DEFAULT_RSMC_POLICY, isLive, openerStart, rsmcStep } from './machine.js';
 import { buildResolution, exportRevokedState, type WatchtowerEntry } from './onchain.js';
@@ -182,6 +183,8 @@ export class RsmcNode {
   readonly #restoredSlots = new Set<RsmcChannelSlot>();
   readonly #listeners = new Set<(channel: RsmcChannel, event: RsmcEvent) => void>();
   readonly #unsubscribe: Unsubscribe[] = [];
+  /** Channels whose terms a validating signer has been given in this process. */
+  readonly #setUp = new Set<number>();
   #nodeQueue: Promise<unknown> = Promise.resolve();
   #nextKeyIndex = RSMC_KEY_INDEX_BASE;
   #nextRef = 1;
@@ -671,15 +674,25 @@ export class RsmcNode {
           this.#send(slot.record.peer, effect.message);
           break;
         case 'sign-remote-commitment': {
-          const signature = await this.#signFundingSpend(slot.record, effect.tx);
+          await this.#setUpOnSigner(slot.record);
+          const signature = await this.#signFundingSpend(slot.record, effect.tx, {
+            kind: 'counterparty-commitment',
+            number: effect.number,
+            perCommitmentPoint: effect.point,
+            // The peer's commitment: its holder's balance first.
+            toLocalMsat: effect.spec.remoteMsat,
+            toRemoteMsat: effect.spec.localMsat,
+            feeratePerKw: slot.record.feeratePerKw,
+          });
           await this.#apply(slot, { kind: 'commitment-signature', number: effect.number, signature });
           break;
         }
         case 'release-secret': {
           // The secret goes to the machine and, from there, to the peer: never to the log.
           const seed = commitmentSeed(slot.record);
-          const secret = await signer.revealPerCommitmentSecret(seed, effect.number);
-          const nextPoint = await signer.perCommitmentPoint(seed, effect.number + 2n);
+          // A validating signer checks the peer's signature on the next commitment before it revokes this one.
+          await this.#validateLocalCommit(slot.record);
+          const { secret, nextPoint } = await signer.revokeCommitment(seed, effect.number);
           await this.#apply(slot, { kind: 'secret-released', number: effect.number, secret, nextPoint });
           break;
         }
@@ -706,7 +719,8 @@ export class RsmcNode {
           break;
         }
         case 'sign-closing': {
-          const signature = await this.#signFundingSpend(slot.record, effect.tx);
+          await this.#setUpOnSigner(slot.record);
+          const signature = await this.#signFundingSpend(slot.record, effect.tx, { kind: 'cooperative-close' });
           await this.#apply(slot, { kind: 'closing-signature', feeSat: effect.feeSat, signature });
           break;
         }
@@ -765,6 +779,8 @@ export class RsmcNode {
           break;
         }
         case 'event':
+          // A validating signer records the peer's revocation before it signs a penalty or the next commitment.
+          if (effect.event.type === 'revoked') await this.#revokedOnSigner(slot.record, effect.event.commitment.number);
           // A revoked state goes to the watchtower before the revocation is stored: after a crash in
           // between, the peer sends its revoke_and_ack again (channel_reestablish) and it is exported again.
           if (effect.event.type === 'revoked' && this.#o.watchtower) await this.#toWatchtower(slot, slot.record, effect.event.commitment);
@@ -775,9 +791,10 @@ export class RsmcNode {
   }
 
   /** Our 64-byte signature on the funding input (input 0) of `tx`: a commitment or closing transaction. */
-  #signFundingSpend(record: RsmcRecord, tx: Uint8Array): Promise<Uint8Array> {
+  #signFundingSpend(record: RsmcRecord, tx: Uint8Array, context: SignContext): Promise<Uint8Array> {
     return this.#o.signer.signInput({
       key: { family: 'funding', index: record.keyIndex },
+      context,
       tx,
       inputIndex: 0,
       scriptCode: fundingScriptOf(record),
@@ -794,8 +811,74 @@ export class RsmcNode {
     if (commitment.txid !== commit.txid) {
       throw new RsmcError('BAD_STATE', `commitment ${commit.number} rebuilds to ${commitment.txid}, not the stored ${commit.txid}`);
     }
-    const signature = await this.#signFundingSpend(record, Uint8Array.from(commitment.tx.toBuffer()));
+    await this.#setUpOnSigner(record);
+    await this.#validateLocalCommit(record);
+    const signature = await this.#signFundingSpend(record, Uint8Array.from(commitment.tx.toBuffer()), { kind: 'holder-commitment' });
     return withFundingWitness(record, commitment.tx, signature, commit.remoteSignature);
+  }
+
+  /**
+   * A validating signer (the hardware key) learns the channel's terms before its first signature for it;
+   * once per channel and process, since the key answers the same terms again at once.
+   */
+  async #setUpOnSigner(record: RsmcRecord): Promise<void> {
+    const { signer } = this.#o;
+    if (!signer.setupChannel || this.#setUp.has(record.keyIndex)) return;
+    const remote = remoteConfig(record);
+    if (!record.fundingOutpoint) throw new RsmcError('BAD_STATE', 'the funding outpoint is not known yet');
+    await signer.setupChannel({
+      keyIndex: record.keyIndex,
+      fundingOutpoint: record.fundingOutpoint,
+      capacitySat: record.fundingSat,
+      rsmc: {
+        opener: record.role === 'opener',
+        remote: {
+          fundingPubkey: remote.fundingPubkey,
+          revocationBasepoint: remote.revocationBasepoint,
+          paymentBasepoint: remote.paymentBasepoint,
+          delayedPaymentBasepoint: remote.delayedPaymentBasepoint,
+          htlcBasepoint: remote.htlcBasepoint,
+        },
+        localDelay: remote.toSelfDelay,
+        remoteDelay: record.local.toSelfDelay,
+        localDustLimitSat: record.local.dustLimitSat,
+        remoteDustLimitSat: remote.dustLimitSat,
+        // Fixed at open (no update_fee): the key checks every commitment against exactly this rate.
+        minFeeratePerKw: record.feeratePerKw,
+        maxFeeratePerKw: record.feeratePerKw,
+        closeScript: record.payoutScript,
+        sweepScript: record.payoutScript,
+      },
+    });
+    this.#setUp.add(record.keyIndex);
+  }
+
+  async #revokedOnSigner(record: RsmcRecord, number: bigint): Promise<void> {
+    const { signer } = this.#o;
+    if (!signer.validateCounterpartyRevocation) return;
+    const secret = PerCommitmentSecretStore.fromJSON(record.remoteSecrets).get(commitmentIndex(number));
+    if (!secret) throw new RsmcError('BAD_STATE', `no secret for the peer's commitment ${number}`);
+    await this.#setUpOnSigner(record);
+    await signer.validateCounterpartyRevocation({ keyIndex: record.keyIndex, number, secret });
+  }
+
+  /** Our latest commitment with the peer's signature, for a validating signer (idempotent there). */
+  async #validateLocalCommit(record: RsmcRecord): Promise<void> {
+    const { signer } = this.#o;
+    const commit = record.localCommit;
+    if (!signer.validateHolderCommitment || !commit) return;
+    await this.#setUpOnSigner(record);
+    const point = await signer.perCommitmentPoint(commitmentSeed(record), commit.number);
+    const tx = localCommitment(record, commit.number, commit.spec, point).tx;
+    await signer.validateHolderCommitment({
+      keyIndex: record.keyIndex,
+      number: commit.number,
+      toLocalMsat: commit.spec.localMsat,
+      toRemoteMsat: commit.spec.remoteMsat,
+      feeratePerKw: record.feeratePerKw,
+      tx: Uint8Array.from(tx.toBuffer()),
+      counterpartySignature: commit.remoteSignature,
+    });
   }
 
   /** Our P2WPKH inputs of the stored funding transaction, signed (the peer's inputs are left as they are). */

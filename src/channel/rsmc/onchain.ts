@@ -227,7 +227,7 @@ export async function buildResolution(
         record.payoutScript,
         feeratePerKw,
       );
-      await signPenaltyTransaction(signer, key(record, 'revocation'), secret, penalty);
+      await signPenaltyTransaction(signer, key(record, 'revocation'), secret, penalty, { kind: 'sweep', sweep: 'penalty', number: n });
       return resolution('penalty', penalty.tx, outpoint, penalty.outputValueSat);
     }
     case 'to-local-sweep': {
@@ -237,7 +237,7 @@ export async function buildResolution(
       checkSpentOutput(spendTx, outpoint, p2wshOutput(witnessScript), valueSat);
       const delayed = { outpoint, valueSat, witnessScript, toSelfDelay: remoteConfig(record).toSelfDelay };
       const sweep = buildDelayedSweep(delayed, record.payoutScript, feeratePerKw);
-      await signDelayedSweep(signer, key(record, 'delayed'), point, sweep, delayed);
+      await signDelayedSweep(signer, key(record, 'delayed'), point, sweep, delayed, { kind: 'sweep', sweep: 'to-local', number: n });
       return resolution('to-local-sweep', sweep.tx, outpoint, sweep.outputValueSat);
     }
     case 'to-remote-sweep': {
@@ -250,6 +250,7 @@ export async function buildResolution(
       );
       const sig = await signInput(signer, sweep.tx, {
         key: key(record, 'payment'),
+        context: { kind: 'sweep', sweep: 'to-remote', number: commitmentNumberOf(closing) },
         inputIndex: 0,
         scriptCode: p2wpkhScriptCode(pubkey),
         valueSat,
@@ -293,6 +294,6 @@ export async function exportRevokedState(
     record.payoutScript,
     feeratePerKw,
   );
-  await signPenaltyTransaction(signer, key(record, 'revocation'), secret, penalty);
+  await signPenaltyTransaction(signer, key(record, 'revocation'), secret, penalty, { kind: 'sweep', sweep: 'penalty', number: revoked.number });
   return { channelId: bytesToHex(record.channelId), commitmentNumber: revoked.number, commitmentTxid: commitment.txid, penaltyTx: penalty.tx.toBuffer() };
 }

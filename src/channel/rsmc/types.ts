@@ -328,7 +328,8 @@ export type RsmcEffect =
    * Sign the funding input of the peer's commitment `number` (the machine rebuilds it from the record when
    * the answer comes): answer with `commitment-signature`.
    */
-  | { kind: 'sign-remote-commitment'; number: bigint; tx: Uint8Array }
+  /** The peer's commitment `number` with balances `spec` (our view), built with the peer's `point`. */
+  | { kind: 'sign-remote-commitment'; number: bigint; spec: Spec; point: Uint8Array; tx: Uint8Array }
   /** Reveal our secret for commitment `number` (now revoked) with our point for `number + 2`: answer `secret-released`. */
   | { kind: 'release-secret'; number: bigint }
   /** Choose wallet coins worth `amountSat` plus fees: answer `coins` / `coins-failed`. */

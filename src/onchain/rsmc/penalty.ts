@@ -5,7 +5,7 @@
  * (BOLT 3 §Revoked commitment / §13 of bolt3-facts). No delay applies to the revocation branches.
  */
 import type { OutPoint } from '../../chain/port.js';
-import type { KeyLocator, Signer } from '../../signer/port.js';
+import type { KeyLocator, SignContext, Signer } from '../../signer/port.js';
 import { TxBuildError } from '../../errors.js';
 import { DUMMY_SIGNATURE, signInput } from '../tx.js';
 import { equalBytes } from '../../bytes.js';
@@ -64,6 +64,7 @@ export async function signPenaltyTransaction(
   revocationBasepointKey: KeyLocator,
   revealedPerCommitmentSecret: Uint8Array,
   penalty: PenaltyTransaction,
+  context?: SignContext,
 ): Promise<void> {
   // A wrong secret would yield a penalty that only fails at broadcast, possibly after the delay ran out.
   const revocationBasepoint = await signer.getPublicKey(revocationBasepointKey);
@@ -79,6 +80,7 @@ export async function signPenaltyTransaction(
     const sig = await signInput(signer, penalty.tx, {
       key: revocationBasepointKey,
       tweak: { kind: 'revocation', perCommitmentSecret: revealedPerCommitmentSecret },
+      ...(context ? { context } : {}),
       inputIndex: i,
       scriptCode: o.witnessScript,
       valueSat: o.valueSat,

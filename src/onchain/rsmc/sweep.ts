@@ -8,7 +8,7 @@ import { Transaction } from 'bitcoinjs-lib';
 import { feeForWeight, sat } from '../../amounts.js';
 import { TxBuildError } from '../../errors.js';
 import type { OutPoint } from '../../chain/port.js';
-import type { KeyLocator, Signer } from '../../signer/port.js';
+import type { KeyLocator, SignContext, Signer } from '../../signer/port.js';
 import { dustThresholdSat } from '../script.js';
 import { assertOutPoint, DUMMY_SIGNATURE, signInput, txidToHash, weightWithWitnesses } from '../tx.js';
 import { assertToSelfDelay } from './scripts.js';
@@ -98,6 +98,7 @@ export async function signDelayedSweep(
   perCommitmentPoint: Uint8Array,
   sweep: SweepTransaction,
   output: DelayedOutput,
+  context?: SignContext,
 ): Promise<void> {
   // to_local layout (BOLT 3): OP_IF <rev> OP_ELSE <delay> OP_CSV OP_DROP <local_delayedpubkey> OP_ENDIF OP_CHECKSIG.
   const scriptDelayedKey = bscript.decompile(output.witnessScript)?.[6];
@@ -108,6 +109,7 @@ export async function signDelayedSweep(
   const sig = await signInput(signer, sweep.tx, {
     key: delayedBasepointKey,
     tweak: { kind: 'perCommitment', perCommitmentPoint },
+    ...(context ? { context } : {}),
     inputIndex: 0,
     scriptCode: output.witnessScript,
     valueSat: output.valueSat,
