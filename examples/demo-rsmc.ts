@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hexToBytes } from '../src/bytes.js';
 import { startEmbeddedBroker } from '../src/transport/mqtt/broker.js';
-import { child, exited, feeOf, lines, startDemoChain, type DemoChainOptions, type Summary } from './demo-support.js';
+import { child, exited, feeOf, lines, startDemoChain, startDemoKey, type DemoChainOptions, type DemoSigner, type Summary } from './demo-support.js';
 
 const LOCAL_SAT = 200_000n;
 const REMOTE_SAT = 100_000n;
@@ -99,7 +99,7 @@ function last(events: Event[], name: string): Event {
 
 const sat = (value: unknown): string => BigInt(String(value)).toLocaleString('en-US');
 
-export async function runRsmcDemo(options: { scenario: 'rsmc' | 'breach'; quiet: boolean; chain?: DemoChainOptions }): Promise<Summary> {
+export async function runRsmcDemo(options: { scenario: 'rsmc' | 'breach'; quiet: boolean; signer?: DemoSigner; chain?: DemoChainOptions }): Promise<Summary> {
   const started = performance.now();
   const say = (text: string): void => {
     if (!options.quiet) process.stderr.write(`${text}\n`);
@@ -110,6 +110,8 @@ export async function runRsmcDemo(options: { scenario: 'rsmc' | 'breach'; quiet:
   say(`broker ${broker.url}`);
   const chain = await startDemoChain(options.chain ?? { kind: 'simnet' }, say);
   const peers: Peer[] = [];
+  // With --signer emulator, A (the opener, who pays first) signs on the Trickle key's emulator.
+  const key = options.signer === 'emulator' ? await startDemoKey(work, say) : undefined;
   try {
     // Two nodes, each with a funded wallet.
     const ids: Record<'A' | 'B', { dir: string; nodeId: string; birthFlags: string[] }> = {} as never;
@@ -124,7 +126,7 @@ export async function runRsmcDemo(options: { scenario: 'rsmc' | 'breach'; quiet:
 
     const common = ['--broker', broker.url, ...chain.flags, '--to-self-delay', TO_SELF_DELAY, '--min-depth', '1', '--close-depth', '1',
       '--max-contribution-sat', REMOTE_SAT.toString(), '--json'];
-    for (const name of ['A', 'B'] as const) peers.push(startPeer(name, ids[name].dir, [...ids[name].birthFlags, ...common]));
+    for (const name of ['A', 'B'] as const) peers.push(startPeer(name, ids[name].dir, [...ids[name].birthFlags, ...(name === 'A' ? key?.flags ?? [] : []), ...common]));
     const [a, b] = peers as [Peer, Peer];
     await Promise.all(peers.map((p) => p.waitFor((e) => e['event'] === 'ready', 'ready')));
     say(`$ trickle peer --data-dir a …   and   $ trickle peer --data-dir b …   (each adds up to ${sat(REMOTE_SAT)} sat to a channel it is asked to fund)`);
@@ -203,6 +205,8 @@ export async function runRsmcDemo(options: { scenario: 'rsmc' | 'breach'; quiet:
       updatesSent: { a: Number(closedA['updatesSent']), b: Number(closedA['updatesReceived']) },
       finalBalancesSat: { a: String(outcomeA['localReceivedSat']), b: String(outcomeB['localReceivedSat']) },
       ...(breach && { cheaterReceivedSat: String(outcomeB['localReceivedSat']) }),
+      signer: options.signer ?? 'software',
+      ...(key && { keySerial: key.serial, keyRefusals: key.refusals() }),
     };
     return summary;
   } finally {
@@ -212,6 +216,7 @@ export async function runRsmcDemo(options: { scenario: 'rsmc' | 'breach'; quiet:
         await exited(p.proc);
       }
     }
+    await key?.close();
     await chain.close();
     await broker.close();
     await rm(work, { recursive: true, force: true });

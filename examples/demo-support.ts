@@ -13,6 +13,7 @@ import { serveSimnet } from '../src/chain/simnet/server.js';
 import { BitcoindChain, type BitcoindAuth } from '../src/chain/bitcoind/index.js';
 import type { ChainSource } from '../src/chain/port.js';
 import { hashToTxid } from '../src/onchain/tx.js';
+import { startEmulator } from '../firmware-bridge/emulator.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'src', 'cli', 'main.ts');
@@ -129,6 +130,37 @@ export interface Summary {
   finalBalancesSat?: { a: string; b: string };
   /** Breach: what the side that broadcast a revoked state got back. */
   cheaterReceivedSat?: string;
+  /** Where the paying side's channel keys lived: 'software', or 'emulator' (the Trickle key's emulator). */
+  signer: DemoSigner;
+  /** The emulated key's serial (signer 'emulator'). */
+  keySerial?: string;
+  /** Requests the emulated key refused by its policy (none in a normal run). */
+  keyRefusals?: number;
+}
+
+export type DemoSigner = 'software' | 'emulator';
+
+/**
+ * `--signer emulator`: the Trickle key's emulator in this process, on a Unix socket in the demo's
+ * directory; the paying side's `trickle` process reaches it with --signer emulator --key-socket. Auto-
+ * confirms (a demo has nobody to press the button). Counts what it answered for the summary.
+ */
+export async function startDemoKey(dir: string, say: (text: string) => void): Promise<{ flags: string[]; serial: string; refusals(): number; close(): Promise<void> }> {
+  const socketPath = join(dir, 'key.sock');
+  let refusals = 0;
+  const key = await startEmulator({
+    socketPath,
+    stateDir: join(dir, 'key'),
+    confirm: 'auto',
+    log: (line) => {
+      if (/ refused: /.test(line)) {
+        refusals++;
+        say(`key: ${line}`);
+      }
+    },
+  });
+  say(`Trickle key (emulator) ${key.serial} on ${socketPath}: the paying side's channel keys live there`);
+  return { flags: ['--signer', 'emulator', '--key-socket', socketPath], serial: key.serial, refusals: () => refusals, close: () => key.close() };
 }
 
 export function child(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {

@@ -25,10 +25,10 @@ import { parseArgs } from 'node:util';
 import type { BitcoindAuth } from '../src/chain/bitcoind/index.js';
 import { hexToBytes } from '../src/bytes.js';
 import { startEmbeddedBroker } from '../src/transport/mqtt/broker.js';
-import { child, exited, feeOf, lines, startDemoChain, type DemoChainOptions, type Summary } from './demo-support.js';
+import { child, exited, feeOf, lines, startDemoChain, startDemoKey, type DemoChainOptions, type DemoSigner, type Summary } from './demo-support.js';
 import { printRsmcSummary, runRsmcDemo } from './demo-rsmc.js';
 
-export type { DemoChainOptions, Summary } from './demo-support.js';
+export type { DemoChainOptions, DemoSigner, Summary } from './demo-support.js';
 
 const HELP = `npm start -- [options]
 
@@ -41,6 +41,10 @@ const HELP = `npm start -- [options]
                             watcher sees it and a penalty takes B's share: A ends with the whole channel less fees.
   --gb N                    oneway/refund: gigabytes to stream (default 100), 1000 sat per 1 GB unit
   --rate N                  oneway/refund: simulated consumption in GB/s (default 8: 100 GB take about 13 s)
+  --signer software|emulator
+                            where the paying side's channel keys live: software (default, from its seed) or
+                            the Trickle key's emulator, started by the demo on a Unix socket (the device,
+                            or peer A, signs through it over the HID framing; firmware-bridge/PROTOCOL.md)
   --json                    print the summary as one JSON object on the last line
   -h, --help                this help
 
@@ -65,17 +69,19 @@ export interface DemoOptions {
   /** No narration on stderr. */
   quiet: boolean;
   chain?: DemoChainOptions;
+  /** Where the paying side's channel keys live (default software). */
+  signer?: DemoSigner;
 }
 
 /** Run one scenario end to end and return its summary (what `--json` prints). */
 export async function runDemo(options: DemoOptions): Promise<Summary> {
   if (options.scenario === 'rsmc' || options.scenario === 'breach') {
-    return runRsmcDemo({ scenario: options.scenario, quiet: options.quiet, ...(options.chain && { chain: options.chain }) });
+    return runRsmcDemo({ scenario: options.scenario, quiet: options.quiet, signer: options.signer ?? 'software', ...(options.chain && { chain: options.chain }) });
   }
-  return runOnewayDemo({ scenario: options.scenario, gb: options.gb ?? 100n, rateGbPerSec: options.rateGbPerSec ?? 8n, quiet: options.quiet, ...(options.chain && { chain: options.chain }) });
+  return runOnewayDemo({ scenario: options.scenario, gb: options.gb ?? 100n, rateGbPerSec: options.rateGbPerSec ?? 8n, quiet: options.quiet, signer: options.signer ?? 'software', ...(options.chain && { chain: options.chain }) });
 }
 
-async function runOnewayDemo(options: { scenario: 'oneway' | 'refund'; gb: bigint; rateGbPerSec: bigint; quiet: boolean; chain?: DemoChainOptions }): Promise<Summary> {
+async function runOnewayDemo(options: { scenario: 'oneway' | 'refund'; gb: bigint; rateGbPerSec: bigint; quiet: boolean; signer: DemoSigner; chain?: DemoChainOptions }): Promise<Summary> {
   const started = performance.now();
   const say = (text: string) => {
     if (!options.quiet) process.stderr.write(`${text}\n`);
@@ -85,6 +91,7 @@ async function runOnewayDemo(options: { scenario: 'oneway' | 'refund'; gb: bigin
   say(`broker ${broker.url}`);
   const chain = await startDemoChain(options.chain ?? { kind: 'simnet' }, say);
   const procs: ChildProcess[] = [];
+  const key = options.signer === 'emulator' ? await startDemoKey(work, say) : undefined;
   try {
     const common = ['--broker', broker.url, ...chain.flags, '--json'];
 
@@ -123,6 +130,7 @@ async function runOnewayDemo(options: { scenario: 'oneway' | 'refund'; gb: bigin
       'pay', '--data-dir', deviceDir, '--provider', providerId, '--units', units.toString(),
       '--rate', options.rateGbPerSec.toString(), '--step', '1', '--expiry-blocks', options.scenario === 'refund' ? '40' : '144',
       ...(options.scenario === 'refund' ? ['--pay-timeout-ms', '1500'] : []),
+      ...(key?.flags ?? []),
       ...common,
     ]);
     procs.push(device);
@@ -184,6 +192,8 @@ async function runOnewayDemo(options: { scenario: 'oneway' | 'refund'; gb: bigin
       unit: String(s['unit']),
       providerId,
       deviceId,
+      signer: options.signer,
+      ...(key && { keySerial: key.serial, keyRefusals: key.refusals() }),
     };
   } finally {
     for (const p of procs) {
@@ -192,6 +202,7 @@ async function runOnewayDemo(options: { scenario: 'oneway' | 'refund'; gb: bigin
         await exited(p);
       }
     }
+    await key?.close();
     await chain.close();
     await broker.close();
     await rm(work, { recursive: true, force: true });
@@ -250,6 +261,7 @@ async function main(): Promise<void> {
       'rpc-cookie': { type: 'string' },
       'esplora-url': { type: 'string' },
       'block-ms': { type: 'string' },
+      signer: { type: 'string', default: 'software' },
     },
   });
   if (values.help) {
@@ -261,7 +273,8 @@ async function main(): Promise<void> {
     throw new Error('--scenario must be oneway, refund, rsmc or breach');
   }
   if (!/^\d+$/.test(values.gb) || !/^\d+$/.test(values.rate)) throw new Error('--gb and --rate expect integers');
-  const summary = await runDemo({ scenario, gb: BigInt(values.gb), rateGbPerSec: BigInt(values.rate), quiet: false, chain: demoChainFromFlags(values) });
+  if (values.signer !== 'software' && values.signer !== 'emulator') throw new Error('--signer must be software or emulator');
+  const summary = await runDemo({ scenario, gb: BigInt(values.gb), rateGbPerSec: BigInt(values.rate), quiet: false, signer: values.signer, chain: demoChainFromFlags(values) });
   if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else printHuman(summary);
 }

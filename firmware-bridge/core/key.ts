@@ -46,7 +46,7 @@ import {
   PolicyRefusal,
   type OwnBasepoints,
 } from './policy.js';
-import { decodeKeyState, encodeKeyState, MAX_CHANNELS, STATE_VERSION, type ChannelState, type KeyState, type KeyStorage } from './state.js';
+import { decodeKeyState, encodeKeyState, MAX_KEY_CHANNELS, STATE_VERSION, type ChannelState, type KeyState, type KeyStorage } from './state.js';
 
 export const FIRMWARE_VERSION = { major: 0, minor: 1, build: 0 };
 export const KEY_PROTOCOL_VERSION = 1;
@@ -117,7 +117,14 @@ export class KeyCore {
    * refuses everything else, rather than start over with a policy that forgot what it signed.
    */
   static async open(options: KeyCoreOptions): Promise<KeyCore> {
-    const bytes = await options.storage.load();
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = await options.storage.load();
+    } catch (error) {
+      // Unreadable is not absent: starting over would forget what was signed and revoked.
+      options.log?.(`key state unreadable, key locked: ${(error as Error).message}`);
+      return new KeyCore(options, undefined, (error as Error).message);
+    }
     if (bytes === undefined) {
       const random = options.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
       const state: KeyState = {
@@ -353,7 +360,7 @@ export class KeyCore {
       if (equalBytes(setupBytes(channelOf(request)), setupBytes(existing))) return ok(COMMAND_TYPES[KeyCommand.SETUP_CHANNEL].response, {});
       throw new PolicyRefusal('policy-setup-conflict', `channel ${request.keyIndex} is set up with other terms`);
     }
-    if (state.channels.length >= MAX_CHANNELS) throw new PolicyRefusal('policy-too-many-channels', `this key follows at most ${MAX_CHANNELS} channels`);
+    if (state.channels.length >= MAX_KEY_CHANNELS) throw new PolicyRefusal('policy-too-many-channels', `this key follows at most ${MAX_KEY_CHANNELS} channels`);
     await this.#confirm({ kind: 'setup-channel', summary: describeSetup(request) }, context);
     await this.#commit({ ...state, channels: [...state.channels, channelOf(request)] }, context);
     return ok(COMMAND_TYPES[KeyCommand.SETUP_CHANNEL].response, {});

@@ -13,6 +13,7 @@ import { hashToTxid } from '../../src/onchain/tx.js';
 import { localCommitment, remoteCommitment, verifyRemoteSignature, type CommitmentTerms } from '../../src/channel/rsmc/commitments.js';
 import { deriveRevocationPublicKey, derivePublicKey, perCommitmentPoint } from '../../src/onchain/rsmc/keys.js';
 import { toLocalScript } from '../../src/onchain/rsmc/scripts.js';
+import { commitmentBaseFeeSat } from '../../src/onchain/rsmc/fees.js';
 import { decodeCommitmentNumber, obscuringFactor } from '../../src/onchain/rsmc/commitment.js';
 import { p2wpkhScriptCode } from '../../src/onchain/script.js';
 import { commitmentIndex, PerCommitmentSecretStore } from '../../src/onchain/rsmc/shachain.js';
@@ -354,8 +355,6 @@ export function secretStore(state: RsmcChannelState): PerCommitmentSecretStore {
   });
 }
 
-/** Witness of a 2-of-2 funding spend, for the fee estimate: 2 signatures, the script, counts. */
-const FUNDING_WITNESS_WEIGHT = 222;
 /** An upper bound on one sweep input's witness (signature, key or flag, the to_local script). */
 const SWEEP_WITNESS_WEIGHT = 160;
 
@@ -375,7 +374,8 @@ export function checkCooperativeClose(ch: ChannelState, txBytes: Uint8Array): vo
   if (state.holderLocalMsat === undefined) refuse('policy-rsmc-close-tx', 'no commitment has been validated: nothing to close from');
   const paid = tx.outs.reduce((sum, o) => sum + BigInt(o.value), 0n);
   const feeSat = ch.capacitySat - paid;
-  const limit = maxFeeSat(setup.maxFeeratePerKw, tx.weight() + FUNDING_WITNESS_WEIGHT);
+  // BOLT 2 closing_signed: the fee is at most the base fee of the final commitment (weight 724, no HTLCs).
+  const limit = commitmentBaseFeeSat(setup.maxFeeratePerKw, 0);
   if (feeSat < 0n || feeSat > limit) refuse('policy-rsmc-close-fee', `fee ${feeSat} sat, at most ${limit}`);
   const balanceMsat = state.counterpartyLocalMsat !== undefined && state.counterpartyLocalMsat < state.holderLocalMsat! ? state.counterpartyLocalMsat : state.holderLocalMsat!;
   const dust = setup.localDustLimitSat > setup.remoteDustLimitSat ? setup.localDustLimitSat : setup.remoteDustLimitSat;

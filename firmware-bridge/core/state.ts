@@ -18,7 +18,7 @@ export interface KeyStorage {
 }
 
 /** Channels the key follows at once; a setup beyond it is refused (`policy-too-many-channels`). */
-export const MAX_CHANNELS = 64;
+export const MAX_KEY_CHANNELS = 64;
 export const STATE_VERSION = 1;
 const MAX_STATE_BYTES = 1 << 20;
 
@@ -158,7 +158,7 @@ const keyStateType: FieldType<KeyState> = struct<KeyState>('KeyState', {
   tipHeight: { key: 5, type: u32 },
   periodStart: { key: 6, type: unixTime },
   periodSpentMsat: { key: 7, type: msat },
-  channels: { key: 8, type: arrayOf(channelStateType, MAX_CHANNELS) },
+  channels: { key: 8, type: arrayOf(channelStateType, MAX_KEY_CHANNELS) },
 });
 
 const MAGIC = new TextEncoder().encode('TRKY');

@@ -88,6 +88,22 @@ export function chainOptions(flags: Flags): Pick<LocalNodeOptions, 'chain' | 'wa
   };
 }
 
+/** --signer software|emulator|usb, with --key-socket PATH (emulator) or --key-serial S (usb). */
+export function signerOptions(flags: Flags): Pick<LocalNodeOptions, 'signer'> {
+  const kind = flags['signer'] ?? 'software';
+  if (kind === 'software') return {};
+  if (kind === 'emulator') {
+    const socket = flags['key-socket'];
+    if (typeof socket !== 'string') throw new UsageError('--signer emulator needs --key-socket PATH (the emulator\'s socket)');
+    return { signer: { kind: 'emulator', socket } };
+  }
+  if (kind === 'usb') {
+    const serial = flags['key-serial'];
+    return { signer: { kind: 'usb', ...(typeof serial === 'string' && { serial }) } };
+  }
+  throw new UsageError('--signer must be software, emulator or usb');
+}
+
 /** Progress while the chain or the wallet's block scan catches up: at most one line a second, and the last. */
 export function catchUpProgress(out: Emitter): (p: { height: number; tipHeight: number }) => void {
   let last = 0;

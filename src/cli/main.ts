@@ -35,6 +35,7 @@ import {
   bigintFlag,
   catchUpProgress,
   chainOptions,
+  signerOptions,
   emitter,
   frameBytes,
   intFlag,
@@ -62,6 +63,11 @@ Usage:
   trickle close    --data-dir DIR --broker URL CHAIN [--channel ID] [--json]
   trickle peer     --data-dir DIR --broker URL CHAIN [peer options] [--json]
   trickle rsmc     open|pay|close --data-dir DIR [rsmc options] [--json]     (below)
+
+SIGNER (pay, provider, close, peer): --signer software (default: keys from the data directory's seed)
+  | --signer emulator --key-socket PATH (the key's emulator, firmware-bridge/emulator.ts)
+  | --signer usb [--key-serial S] (the Trickle key over USB HID, devices/trickle-key.md).
+  With a key, channel keys and per-commitment secrets live on it; the wallet stays in software.
 
 CHAIN is --chain simnet --simnet-url URL | --chain bitcoind --rpc-url URL [auth] |
          --chain esplora --esplora-url URL --network N   (details below)
@@ -119,6 +125,9 @@ const OPTIONS = {
   force: { type: 'boolean' },
   'max-contribution-sat': { type: 'string' },
   'to-self-delay': { type: 'string' },
+  signer: { type: 'string' },
+  'key-socket': { type: 'string' },
+  'key-serial': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -217,6 +226,7 @@ async function provider(flags: Flags): Promise<number> {
     dataDir: required(flags, 'data-dir'),
     brokerUrl: required(flags, 'broker'),
     ...chainOptions(flags),
+    ...signerOptions(flags),
     offers: [offer],
     log: logTo(out),
     onScanProgress: catchUpProgress(out),
@@ -284,6 +294,7 @@ async function pay(flags: Flags): Promise<number> {
     dataDir: required(flags, 'data-dir'),
     brokerUrl: required(flags, 'broker'),
     ...chainOptions(flags),
+    ...signerOptions(flags),
     node: { payTimeoutMs: intFlag(flags, 'pay-timeout-ms', 60_000) },
     log: logTo(out),
     onScanProgress: catchUpProgress(out),
@@ -425,6 +436,7 @@ async function close(flags: Flags): Promise<number> {
     dataDir: required(flags, 'data-dir'),
     brokerUrl: required(flags, 'broker'),
     ...chainOptions(flags),
+    ...signerOptions(flags),
     log: logTo(out),
     onScanProgress: catchUpProgress(out),
   });

@@ -27,6 +27,7 @@ import {
   bigintFlag,
   catchUpProgress,
   chainOptions,
+  signerOptions,
   emitter,
   frameBytes,
   grouped,
@@ -97,6 +98,7 @@ export async function peer(flags: Flags): Promise<number> {
       dataDir,
       brokerUrl,
       ...chain,
+      ...signerOptions(flags),
       rsmc: {
         policy: { maxContributionSat, ...(toSelfDelay !== undefined && { toSelfDelay }) },
         ...(payTimeoutMs !== undefined && { node: { payTimeoutMs } }),

@@ -19,6 +19,10 @@ import type { WireMessage } from '../wire/index.js';
 import { p2wpkhOutput } from '../onchain/script.js';
 import { softwareIdentity, type NodeIdentity } from '../session/identity.js';
 import { SoftwareSigner } from '../signer/software.js';
+import type { Signer } from '../signer/port.js';
+import { HidSigner } from '../signer/hid/signer.js';
+import { SocketHidConnector } from '../signer/hid/transport.js';
+import { TRICKLE_KEY_PRODUCT_ID, TRICKLE_KEY_VENDOR_ID } from '../signer/hid/ids.js';
 import { LmdbStore } from '../store/lmdb.js';
 import { startMqttMessenger } from '../transport/mqtt/node.js';
 import { DeviceWallet, deviceWalletScripts } from '../wallet/device-wallet.js';
@@ -116,6 +120,38 @@ export interface LocalNodeOptions {
    * funding depth and close depth follow minDepth and closeDepth unless `policy` says otherwise.
    */
   rsmc?: { policy?: Partial<RsmcPolicy>; node?: Partial<RsmcNodeOptions> };
+  /** Where the channel keys live (default: the software signer from the data directory's seed). */
+  signer?: SignerChoice;
+}
+
+/**
+ * The channel signer: software (keys from the seed), the key's emulator on a local socket, or the
+ * USB key (node-hid, hidraw). With a key, the wallet and node identity stay with the software signer.
+ */
+export type SignerChoice = { kind: 'software' } | { kind: 'emulator'; socket: string } | { kind: 'usb'; serial?: string };
+
+async function openChannelSigner(choice: SignerChoice | undefined, keys: NodeKeys, log: LocalNodeOptions['log']): Promise<{ signer: Signer; close(): Promise<void> }> {
+  if (!choice || choice.kind === 'software') return { signer: keys.signer, close: async () => undefined };
+  const connector =
+    choice.kind === 'emulator'
+      ? new SocketHidConnector({ path: choice.socket })
+      : new (await import('../signer/hid/node-hid.js')).NodeHidConnector({
+          vendorId: TRICKLE_KEY_VENDOR_ID,
+          productId: TRICKLE_KEY_PRODUCT_ID,
+          ...(choice.serial !== undefined && { serialNumber: choice.serial }),
+        });
+  const signer = await HidSigner.connect({
+    connector,
+    hostSigner: keys.signer,
+    ...(choice.kind === 'usb' && choice.serial !== undefined && { serial: choice.serial }),
+    onStatus: (status) => {
+      // A key that goes away pauses the channels until it is back; say so, once per change.
+      if (status.kind === 'disconnected') log?.({ level: 'warn', msg: `signing key disconnected (${status.error}); waiting for it`, code: 'KEY_AWAY' });
+      else if (status.kind === 'connected') log?.({ level: 'info', msg: `signing key ${status.serial} connected`, code: 'KEY_CONNECTED' });
+      else log?.({ level: 'info', msg: 'confirm on the signing key', code: 'KEY_CONFIRM' });
+    },
+  });
+  return { signer, close: () => signer.close() };
 }
 
 const BIRTH_KEY = 'wallet/birth-height';
@@ -138,6 +174,7 @@ export async function walletBirthHeight(store: LmdbStore, chain: ChainConnection
 /** Open the data directory and bring the node online (chain, wallet, MQTT, channels resumed). */
 export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNode> {
   const keys = await loadKeys(options.dataDir, { create: true });
+  const channelSigner = await openChannelSigner(options.signer, keys, options.log);
   const store = await LmdbStore.open({ path: join(options.dataDir, 'channels') });
   let chain: ChainConnection | undefined;
   let messenger: Messenger | undefined;
@@ -169,7 +206,7 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
       messenger,
       chain: chain.chain,
       store,
-      signer: keys.signer,
+      signer: channelSigner.signer,
       wallet,
       closeDepth: options.closeDepth ?? depth,
       payeePolicy: { minimumDepth: options.minDepth ?? depth },
@@ -184,7 +221,7 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
         messenger,
         chain: chain.chain,
         store,
-        signer: keys.signer,
+        signer: channelSigner.signer,
         wallet,
         closeDepth: options.closeDepth ?? depth,
         policy: { minimumDepth: options.minDepth ?? depth, ...options.rsmc.policy },
@@ -213,12 +250,14 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
         await m.stop();
         c.close();
         await store.close();
+        await channelSigner.close();
       },
     };
   } catch (error) {
     await messenger?.stop().catch(() => undefined);
     chain?.close();
     await store.close();
+    await channelSigner.close();
     throw error;
   }
 }

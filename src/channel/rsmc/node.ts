@@ -185,6 +185,8 @@ export class RsmcNode {
   readonly #unsubscribe: Unsubscribe[] = [];
   /** Channels whose terms a validating signer has been given in this process. */
   readonly #setUp = new Set<number>();
+  /** The latest of our commitments a validating signer has checked, per channel (this process). */
+  readonly #validated = new Map<number, bigint>();
   #nodeQueue: Promise<unknown> = Promise.resolve();
   #nextKeyIndex = RSMC_KEY_INDEX_BASE;
   #nextRef = 1;
@@ -667,6 +669,8 @@ export class RsmcNode {
           }
           slot.durable = record;
           this.#index(slot);
+          // A validating signer follows our commitments as they become durable (commitment 0 included).
+          await this.#validateLocalCommit(record);
           await this.#o.hooks?.afterPersist?.(effect.reason, record);
           break;
         }
@@ -866,7 +870,8 @@ export class RsmcNode {
   async #validateLocalCommit(record: RsmcRecord): Promise<void> {
     const { signer } = this.#o;
     const commit = record.localCommit;
-    if (!signer.validateHolderCommitment || !commit) return;
+    if (!signer.validateHolderCommitment || !commit || !record.fundingOutpoint) return;
+    if ((this.#validated.get(record.keyIndex) ?? -1n) >= commit.number) return;
     await this.#setUpOnSigner(record);
     const point = await signer.perCommitmentPoint(commitmentSeed(record), commit.number);
     const tx = localCommitment(record, commit.number, commit.spec, point).tx;
@@ -879,6 +884,7 @@ export class RsmcNode {
       tx: Uint8Array.from(tx.toBuffer()),
       counterpartySignature: commit.remoteSignature,
     });
+    this.#validated.set(record.keyIndex, commit.number);
   }
 
   /** Our P2WPKH inputs of the stored funding transaction, signed (the peer's inputs are left as they are). */
