@@ -6,21 +6,20 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Transaction } from 'bitcoinjs-lib';
-import { MemoryKey, deny, hidSignerFor, hostSigner } from './helpers/key-fixtures.js';
-import { KeyRefusedError, type HidSigner } from '../src/signer/hid/signer.js';
-import { SoftwareSigner } from '../src/signer/software.js';
-import { buildPaymentTransaction, buildRefundTransaction, type OneWayChannelTerms } from '../src/onchain/oneway.js';
+import { MemoryKey, deny, hidSignerFor } from './helpers/key-fixtures.js';
+import { CAPACITY_SAT, FEERATE, KEY_INDEX, onewayChannelOn, ourLoc, payee, peer, peerLoc, rsmcChannelOn, spec, type OnewayChannelOnKey, type RsmcChannelOnKey } from './helpers/key-channels.js';
+import { KeyRefusedError } from '../src/signer/hid/signer.js';
+import { buildPaymentTransaction, buildRefundTransaction } from '../src/onchain/oneway.js';
 import { fundingScript } from '../src/onchain/funding.js';
 import { p2wpkhOutput, p2wpkhScriptCode } from '../src/onchain/script.js';
 import { segwitV0Sighash } from '../src/onchain/sighash.js';
 import { verifyDigest } from '../src/crypto/secp256k1.js';
-import { localCommitment, remoteCommitment, type CommitmentTerms } from '../src/channel/rsmc/commitments.js';
+import { localCommitment, remoteCommitment } from '../src/channel/rsmc/commitments.js';
 import { buildClosingTransaction } from '../src/onchain/rsmc/closing.js';
 import { buildPenaltyTransaction, signPenaltyTransaction } from '../src/onchain/rsmc/penalty.js';
 import { buildSweepTransaction } from '../src/onchain/rsmc/sweep.js';
 import { deriveRevocationPublicKey, perCommitmentPoint } from '../src/onchain/rsmc/keys.js';
 import { DUMMY_SIGNATURE } from '../src/onchain/tx.js';
-import type { KeyLocator, SignContext, Signer } from '../src/signer/port.js';
 import type { Spec } from '../src/channel/rsmc/types.js';
 
 function refusedWith(reason: string): (error: unknown) => boolean {
@@ -35,51 +34,17 @@ function verifies(signature: Uint8Array, tx: Uint8Array, scriptCode: Uint8Array,
   return verifyDigest(signature, segwitV0Sighash(tx, inputIndex, scriptCode, valueSat, 1), pubkey);
 }
 
-const payee = SoftwareSigner.fromSeed(new Uint8Array(32).fill(9));
-const FUNDING_TXID = 'ab'.repeat(32);
-
-// ---------------------------------------------------------------------------------------------------
-// One-way payer
-
-interface OnewayFixture {
+interface OnewayFixture extends OnewayChannelOnKey {
   key: MemoryKey;
-  hid: HidSigner;
-  terms: OneWayChannelTerms;
   clock: { ms: number };
-  pay(stateNumber: bigint, amountMsat: bigint, options?: { tipHeight?: number; tx?: Uint8Array }): Promise<Uint8Array>;
 }
 
 async function onewayFixture(): Promise<OnewayFixture> {
   const clock = { ms: 1_800_000_000_000 };
   const key = await MemoryKey.create({ now: () => clock.ms });
-  const hid = await hidSignerFor(key);
-  const terms: OneWayChannelTerms = {
-    fundingOutpoint: { txid: FUNDING_TXID, vout: 1 },
-    fundingValueSat: 1_000_000n,
-    payerFundingPubkey: await hid.getPublicKey({ family: 'funding', index: 0 }),
-    payeeFundingPubkey: await payee.getPublicKey({ family: 'funding', index: 0 }),
-    payerScript: p2wpkhOutput(await hostSigner.getPublicKey({ family: 'wallet', index: 0 })),
-    payeeScript: p2wpkhOutput(await payee.getPublicKey({ family: 'wallet', index: 0 })),
-    expiryHeight: 1000,
-    feerateSatPerVb: 2n,
-  };
-  await hid.setupChannel({
-    keyIndex: 0,
-    fundingOutpoint: terms.fundingOutpoint,
-    capacitySat: terms.fundingValueSat,
-    oneway: { payeeFundingPubkey: terms.payeeFundingPubkey, payerScript: terms.payerScript, payeeScript: terms.payeeScript, expiryHeight: 1000, feerateSatPerVb: 2n },
-  });
-  const script = fundingScript(terms.payerFundingPubkey, terms.payeeFundingPubkey);
-  const pay = (stateNumber: bigint, amountMsat: bigint, options: { tipHeight?: number; tx?: Uint8Array } = {}) =>
-    hid.signInput({
-      key: { family: 'funding', index: 0 },
-      context: { kind: 'oneway-payment', stateNumber, amountMsat, tipHeight: options.tipHeight ?? 900 },
-      tx: options.tx ?? buildPaymentTransaction(terms, amountMsat).tx.toBuffer(),
-      inputIndex: 0,
-      scriptCode: script,
-      valueSat: terms.fundingValueSat,
-    });
-  return { key, hid, terms, clock, pay };
+  const channel = await onewayChannelOn(await hidSignerFor(key));
+  await channel.setup();
+  return { ...channel, key, clock };
 }
 
 describe('one-way payer policy', () => {
@@ -190,94 +155,17 @@ describe('one-way payer policy', () => {
 // ---------------------------------------------------------------------------------------------------
 // RSMC
 
-const peer = SoftwareSigner.fromSeed(new Uint8Array(32).fill(11));
-const PEER_INDEX = 5;
-const KEY_INDEX = 1_000_000;
-const CAPACITY_SAT = 1_000_000n;
-const FEERATE = 2_500n;
-const peerLoc = (family: KeyLocator['family']): KeyLocator => ({ family, index: PEER_INDEX });
-const ourLoc = (family: KeyLocator['family']): KeyLocator => ({ family, index: KEY_INDEX });
-
-interface RsmcFixture {
+interface RsmcFixture extends RsmcChannelOnKey {
   key: MemoryKey;
-  hid: HidSigner;
-  terms: CommitmentTerms;
-  closeScript: Uint8Array;
-  fundingScript: Uint8Array;
-  signTheirs(n: bigint, spec: Spec, options?: { tx?: Uint8Array; feeratePerKw?: bigint }): Promise<Uint8Array>;
-  validateOurs(n: bigint, spec: Spec, options?: { badSignature?: boolean }): Promise<void>;
-  peerRevokes(n: bigint, secret?: Uint8Array): Promise<void>;
-  revoke(n: bigint): Promise<{ secret: Uint8Array; nextPoint: Uint8Array }>;
-  /** One payment from us: their n+1, their revocation of n, our n+1, our revocation of n. */
-  update(n: bigint, spec: Spec): Promise<void>;
 }
-
-const spec = (localSat: bigint): Spec => ({ localMsat: localSat * 1000n, remoteMsat: (CAPACITY_SAT - localSat) * 1000n });
 
 async function rsmcFixture(): Promise<RsmcFixture> {
   const key = await MemoryKey.create();
-  const hid = await hidSignerFor(key);
-  const basepoints = async (s: Signer, loc: (f: KeyLocator['family']) => KeyLocator) => ({
-    fundingPubkey: await s.getPublicKey(loc('funding')),
-    revocationBasepoint: await s.getPublicKey(loc('revocation')),
-    paymentBasepoint: await s.getPublicKey(loc('payment')),
-    delayedPaymentBasepoint: await s.getPublicKey(loc('delayed')),
-    htlcBasepoint: await s.getPublicKey(loc('htlc')),
-  });
-  const ours = await basepoints(hid, ourLoc);
-  const theirs = await basepoints(peer, peerLoc);
-  const unused = { channelReserveSat: 0n, htlcMinimumMsat: 0n, maxHtlcValueInFlightMsat: 0n, maxAcceptedHtlcs: 0 };
-  const fundingOutpoint = { txid: FUNDING_TXID, vout: 0 };
-  const terms: CommitmentTerms = {
-    role: 'opener',
-    fundingOutpoint,
-    fundingSat: CAPACITY_SAT,
-    feeratePerKw: FEERATE,
-    local: { ...ours, dustLimitSat: 546n, toSelfDelay: 144, ...unused },
-    remote: { ...theirs, dustLimitSat: 546n, toSelfDelay: 144, ...unused },
-  };
-  const closeScript = p2wpkhOutput(await hostSigner.getPublicKey({ family: 'wallet', index: 0 }));
-  await hid.setupChannel({
-    keyIndex: KEY_INDEX,
-    fundingOutpoint,
-    capacitySat: CAPACITY_SAT,
-    rsmc: { opener: true, remote: theirs, localDelay: 144, remoteDelay: 144, localDustLimitSat: 546n, remoteDustLimitSat: 546n, minFeeratePerKw: 253n, maxFeeratePerKw: 10_000n, closeScript, sweepScript: closeScript },
-  });
-  const script = fundingScript(ours.fundingPubkey, theirs.fundingPubkey);
-  const f: RsmcFixture = {
-    key,
-    hid,
-    terms,
-    closeScript,
-    fundingScript: script,
-    async signTheirs(n, s, options = {}) {
-      const point = await peer.perCommitmentPoint(peerLoc('commitment'), n);
-      const feeratePerKw = options.feeratePerKw ?? FEERATE;
-      const tx = options.tx ?? remoteCommitment({ ...terms, feeratePerKw }, n, s, point).tx.toBuffer();
-      const context: SignContext = { kind: 'counterparty-commitment', number: n, perCommitmentPoint: point, toLocalMsat: s.remoteMsat, toRemoteMsat: s.localMsat, feeratePerKw };
-      return hid.signInput({ key: ourLoc('funding'), context, tx, inputIndex: 0, scriptCode: script, valueSat: CAPACITY_SAT });
-    },
-    async validateOurs(n, s, options = {}) {
-      const point = await hid.perCommitmentPoint(ourLoc('commitment'), n);
-      const tx = localCommitment(terms, n, s, point).tx.toBuffer();
-      const signTx = options.badSignature ? localCommitment(terms, n, spec(1n), point).tx.toBuffer() : tx;
-      const counterpartySignature = await peer.signInput({ key: peerLoc('funding'), tx: signTx, inputIndex: 0, scriptCode: script, valueSat: CAPACITY_SAT });
-      await hid.validateHolderCommitment({ keyIndex: KEY_INDEX, number: n, toLocalMsat: s.localMsat, toRemoteMsat: s.remoteMsat, feeratePerKw: FEERATE, tx, counterpartySignature });
-    },
-    async peerRevokes(n, secret) {
-      await hid.validateCounterpartyRevocation({ keyIndex: KEY_INDEX, number: n, secret: secret ?? (await peer.revokeCommitment(peerLoc('commitment'), n)).secret });
-    },
-    revoke: (n) => hid.revokeCommitment(ourLoc('commitment'), n),
-    async update(n, s) {
-      await f.signTheirs(n + 1n, s);
-      await f.peerRevokes(n);
-      await f.validateOurs(n + 1n, s);
-      await f.revoke(n);
-    },
-  };
+  const f = await rsmcChannelOn(await hidSignerFor(key));
+  await f.setup();
   await f.signTheirs(0n, spec(600_000n));
   await f.validateOurs(0n, spec(600_000n));
-  return f;
+  return { ...f, key };
 }
 
 describe('RSMC policy', () => {

@@ -66,6 +66,8 @@ export class MemoryKey implements HidConnector {
   link!: KeyLink;
   plugged = true;
   connections = 0;
+  /** Called when the key has handled a command, before its answer goes out (a test may unplug here). */
+  afterCommand: ((command: number) => void) | undefined;
   #transport: MemoryTransport | undefined;
 
   private constructor(readonly options: KeyCoreOptions) {}
@@ -85,7 +87,11 @@ export class MemoryKey implements HidConnector {
     this.core = await KeyCore.open(this.options);
     this.link = new KeyLink({
       send: (report) => this.#transport?.fromKey(report),
-      handle: this.core.handle,
+      handle: async (command, payload, context) => {
+        const answer = await this.core.handle(command, payload, context);
+        this.afterCommand?.(command);
+        return answer;
+      },
       version: { major: 0, minor: 1, build: 0 },
     });
   }

@@ -267,6 +267,12 @@ export class HidSigner implements Signer {
       }
       this.#serial = info.serial;
       this.#client = client;
+      // Reported when it happens, not at the next request: a channel can say its key is away while idle.
+      connection.transport.onClose((error) => {
+        if (this.#client !== client || this.#closed) return;
+        this.#client = undefined;
+        this.#o.onStatus?.({ kind: 'disconnected', error: error?.message ?? 'the key went away' });
+      });
       this.#o.onStatus?.({ kind: 'connected', serial: info.serial, path: connection.path });
       return client;
     } catch (error) {
