@@ -33,3 +33,17 @@ test('the core entry loads no native addon, no MQTT client and no bitcore-lib', 
   assert.equal(result.status, 0, result.stderr);
   assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').pop()!), []);
 });
+
+test('trickle/hid loads node-hid only when a USB key is looked for, not on import', () => {
+  const probe = `
+    const loaded = [];
+    const originalDlopen = process.dlopen;
+    process.dlopen = function (...args) { loaded.push('dlopen:' + args[1]); return originalDlopen.apply(this, args); };
+    const hid = await import('./src/signer/hid/index.ts');
+    if (typeof hid.HidSigner !== 'function' || typeof hid.NodeHidConnector !== 'function') throw new Error('hid exports missing');
+    console.log(JSON.stringify(loaded.filter((r) => /node-hid|HID/.test(r))));
+  `;
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], { cwd: root, encoding: 'utf8' });
+  assert.equal(result.status, 0, result.stderr);
+  assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').pop()!), []);
+});

@@ -39,9 +39,25 @@ test('npm start -- --scenario refund: the provider vanishes, the device is refun
   assert.equal(s['payeeReceivedSat'], '0');
 });
 
+test('npm start -- --signer emulator: the device’s channel keys on the Trickle key’s emulator, settled', () => {
+  const s = demo(['--gb', '10', '--signer', 'emulator']);
+  assert.equal(s['signer'], 'emulator');
+  assert.match(String(s['keySerial']), /^[0-9A-F]{16}$/);
+  assert.equal(s['keyRefusals'], 0);
+  assert.equal(s['outcome'], 'settled');
+  assert.equal(s['payeeReceivedSat'], '10000');
+});
+
+test('npm start -- --scenario refund --signer emulator: the refund is signed on the key', () => {
+  const s = demo(['--scenario', 'refund', '--gb', '40', '--signer', 'emulator']);
+  assert.equal(s['outcome'], 'refunded');
+  assert.equal(s['keyRefusals'], 0);
+});
+
 test('npm start -- --help lists the scenarios', () => {
   const result = spawnSync(process.execPath, ['--import', 'tsx', 'examples/demo.ts', '--help'], { cwd: root, encoding: 'utf8' });
   assert.equal(result.status, 0);
   assert.match(result.stdout, /--scenario oneway\|refund/);
   assert.match(result.stdout, /--json/);
+  assert.match(result.stdout, /--signer software\|emulator/);
 });

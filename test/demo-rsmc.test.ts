@@ -121,3 +121,22 @@ test('the demo and trickle help list the revocable scenarios and commands', () =
     assert.ok(cli.stdout.includes(text), text);
   }
 });
+
+test('npm start -- --scenario rsmc --signer emulator: A signs on the Trickle key’s emulator; the same balances', async () => {
+  const simnet = new Simnet();
+  const s = await runDemo({ scenario: 'rsmc', quiet: true, signer: 'emulator', chain: { kind: 'simnet', simnet } });
+  assert.equal(s.signer, 'emulator');
+  assert.match(s.keySerial!, /^[0-9A-F]{16}$/);
+  assert.equal(s.keyRefusals, 0);
+  assert.equal(s.outcome, 'cooperative-close');
+  assert.equal(s.updates, 15);
+  assert.equal(s.finalBalancesSat!.b, '112500');
+});
+
+test('npm start -- --scenario breach --signer emulator: the penalty is signed on the key', async () => {
+  const simnet = new Simnet();
+  const s = await runDemo({ scenario: 'breach', quiet: true, signer: 'emulator', chain: { kind: 'simnet', simnet } });
+  assert.equal(s.outcome, 'penalty');
+  assert.equal(s.cheaterReceivedSat, '0');
+  assert.equal(s.keyRefusals, 0);
+});
