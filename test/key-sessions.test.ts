@@ -19,6 +19,7 @@ import { until } from './helpers/session-nodes.js';
 import { OFFER, fundWallet, memoryTransport, seeded, startParty, stopParty } from './helpers/oneway-parties.js';
 import { memoryNet, openChannel, startRsmcPair, untilQuiescent } from './helpers/rsmc-parties.js';
 import { MemoryKey } from './helpers/key-fixtures.js';
+import { fundingScriptOf, paymentTransaction } from '../src/channel/oneway/terms.js';
 
 async function emulated(t: { after(fn: () => Promise<void>): void }): Promise<{ connector: SocketHidConnector; emulator: RunningEmulator; refusals: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'trickle-key-'));
@@ -47,7 +48,7 @@ async function onewaySession(signer: HidSigner) {
   await until(() => chain.mempool().length > 0, 'funding broadcast');
   await chain.mine(1);
   const channel = await opening;
-  return { chain, provider, device, channel };
+  return { chain, broker, provider, device, channel };
 }
 
 test('one-way: the payer’s keys on the emulated key through a whole session; the payee settles', async (t) => {
@@ -146,6 +147,33 @@ test('one-way: the key pulled out in the middle of a payment signature; the paym
   assert.equal(channel.snapshot().payment.amountMsat, 3_000_000n);
   await until(() => provider.node.channel(channel.id)?.snapshot().payment.amountMsat === 3_000_000n, 'the payee has all three');
   await stopParty(device);
+  await stopParty(provider);
+  await signer.close();
+});
+
+test('one-way: a payer that stopped after the key signed a payment but before storing it sends that payment on restart', async () => {
+  const key = await MemoryKey.create();
+  const signer = await keySigner(key, 2);
+  const { chain, broker, provider, device, channel } = await onewaySession(signer);
+  await channel.pay(1_000_000n);
+  const record = channel.snapshot();
+  // What a crash between the key's commit and ours leaves: the key has signed payment 2, our record has 1.
+  await signer.signInput({
+    key: { family: 'funding', index: record.fundingKeyIndex },
+    context: { kind: 'oneway-payment', stateNumber: 2n, amountMsat: 2_500_000n, tipHeight: await chain.tipHeight() },
+    tx: paymentTransaction(record, 2_500_000n).toBuffer(),
+    inputIndex: 0,
+    scriptCode: fundingScriptOf(record),
+    valueSat: record.capacitySat,
+  });
+  await stopParty(device);
+  const restarted = await startParty({ seed: 2, chain, transport: memoryTransport(broker), store: device.store, node: { signer } });
+  const again = restarted.node.channel(channel.id)!;
+  await until(() => again.snapshot().payment.amountMsat === 2_500_000n, 'the signed payment adopted');
+  await until(() => provider.node.channel(channel.id)?.snapshot().payment.amountMsat === 2_500_000n, 'and sent to the payee');
+  await again.pay(500_000n);
+  assert.equal(again.snapshot().payment.number, 3n);
+  await stopParty(restarted);
   await stopParty(provider);
   await signer.close();
 });

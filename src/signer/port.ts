@@ -80,6 +80,12 @@ export interface Signer {
   validateHolderCommitment?(check: HolderCommitmentCheck): Promise<void>;
   /** The peer's secret for its commitment `number`, before a penalty for it is asked for. */
   validateCounterpartyRevocation?(revocation: { keyIndex: number; number: bigint; secret: Uint8Array }): Promise<void>;
+  /**
+   * The last one-way payment the signer signed for channel `keyIndex` (0/0 before the first; undefined if
+   * it does not know the channel). A payer that crashed after the key signed but before it stored the
+   * payment asks for that same payment again on restart instead of being refused a different one.
+   */
+  onewaySignedState?(keyIndex: number): Promise<{ stateNumber: bigint; amountMsat: bigint } | undefined>;
 }
 
 /** The peer's public keys of an RSMC channel. */

@@ -33,7 +33,7 @@ import { CHANNEL_WIRE_CODES, ChannelError, type ChannelErrorCode } from './error
 import { DEFAULT_PAYEE_POLICY, isSameProposal, acceptMessage, payeeOnPropose, payeeStep, type PayeeInput, type PayeeOffer, type PayeePolicy } from './payee.js';
 import { DEFAULT_PAYER_POLICY, payerPropose, payerStep, type PayerInput, type PayerPolicy } from './payer.js';
 import { decodeRecord, encodeRecord, RECORD_PREFIX, recordKey, type OnewayRecord, type PayeeRecord, type PayerRecord, type ServiceTerms } from './state.js';
-import { channelTerms, fundingScriptOf } from './terms.js';
+import { channelTerms, fundingScriptOf, paymentTransaction } from './terms.js';
 
 export interface OnewayHooks {
   /** After a record is durably committed (crash tests kill the process here). */
@@ -256,6 +256,7 @@ export class OnewayNode {
         const spend = await chain.getSpend(outpoint);
         if (spend?.blockHeight !== undefined) await this.#considerSpend(slot, outpoint, spend);
       }
+      if (slot.record.role === 'payer' && slot.record.phase === 'open') void this.#enqueue(slot, () => this.#catchUpWithSigner(slot));
       void this.#enqueue(slot, () => this.#apply(slot, { kind: 'block', height: this.#tip }));
     }
     for (const peer of this.#restoredPeers) {
@@ -530,6 +531,27 @@ export class OnewayNode {
       return { kind: 'oneway-payment', stateNumber: record.payment.number + 1n, amountMsat: effect.amountMsat, tipHeight: this.#tip };
     }
     return undefined;
+  }
+
+  /**
+   * A validating signer stores each payment before it answers, and we store it after: a crash in between
+   * leaves the signer one payment ahead, and it would refuse any other payment of that number. Ask it for
+   * that same payment again (it signs a byte-identical retry) and take it as the payment it was.
+   */
+  async #catchUpWithSigner(slot: ChannelSlot): Promise<void> {
+    const { signer } = this.#o;
+    const record = slot.record as PayerRecord;
+    if (!signer.onewaySignedState || record.phase !== 'open') return;
+    let signed: { stateNumber: bigint; amountMsat: bigint } | undefined;
+    try {
+      signed = await signer.onewaySignedState(record.fundingKeyIndex);
+    } catch (error) {
+      this.#log('warn', `could not compare the payment state with the signer: ${(error as Error).message}`, slot);
+      return;
+    }
+    if (!signed || signed.stateNumber !== record.payment.number + 1n || signed.amountMsat <= record.payment.amountMsat) return;
+    this.#log('info', `the signer signed payment ${signed.stateNumber} before the last stop; sending it`, slot);
+    await this.#execute(slot, [{ kind: 'sign', purpose: 'payment', tx: paymentTransaction(record, signed.amountMsat).toBuffer(), amountMsat: signed.amountMsat }]);
   }
 
   /** Run effects in order. A failed commit restores the last durable record and stops the rest. */

@@ -198,6 +198,18 @@ export class HidSigner implements Signer {
     });
   }
 
+  async onewaySignedState(keyIndex: number): Promise<{ stateNumber: bigint; amountMsat: bigint } | undefined> {
+    let state: ChannelStateResponse;
+    try {
+      state = await this.channelState(keyIndex);
+    } catch (error) {
+      if (error instanceof KeyRefusedError && error.reason === 'policy-channel-unknown') return undefined;
+      throw error;
+    }
+    if (state.kind !== 'oneway') return undefined;
+    return { stateNumber: state.stateNumber ?? 0n, amountMsat: state.amountMsat ?? 0n };
+  }
+
   async validateHolderCommitment(check: HolderCommitmentCheck): Promise<void> {
     await this.#call(KeyCommand.VALIDATE_HOLDER_COMMITMENT, check);
   }
