@@ -15,6 +15,7 @@ import { fundingScript } from '../../src/onchain/funding.js';
 import { sha256 } from '../../src/crypto/hash.js';
 import { equalBytes, bytesToHex } from '../../src/bytes.js';
 import { hashToTxid } from '../../src/onchain/tx.js';
+import { MAX_COMMITMENT_NUMBER } from '../../src/onchain/rsmc/shachain.js';
 import {
   COMMAND_TYPES,
   decodeBody,
@@ -113,7 +114,7 @@ export class KeyCore {
 
   /**
    * Load the key's state, or create it (a fresh random seed and serial, stored before first use). A
-   * state that fails its checksum or does not decode leaves the key locked: it answers GET_INFO and
+   * state that fails its checksum or does not decode leaves the key locked ([K-4]): it answers GET_INFO and
    * refuses everything else, rather than start over with a policy that forgot what it signed.
    */
   static async open(options: KeyCoreOptions): Promise<KeyCore> {
@@ -156,7 +157,7 @@ export class KeyCore {
     return this.#state?.serial ?? 'LOCKED';
   }
 
-  /** The link's handler: one command at a time, never throws. */
+  /** The link's handler: one command at a time ([K-5]), never throws. */
   readonly handle: CommandHandler = (command, payload, context) => {
     const run = this.#queue.then(() => this.#dispatch(command, payload, context));
     this.#queue = run.catch(() => undefined);
@@ -206,6 +207,7 @@ export class KeyCore {
         const request = decodeBody(COMMAND_TYPES[command].request, payload);
         const locator = { family: request.family, index: request.index };
         if (request.commitmentNumber !== undefined) {
+          checkCommitmentNumber(request.commitmentNumber);
           if (request.family !== 'commitment') throw new CommandFailure(KeyStatus.BAD_REQUEST, 'out_of_range', 'a commitment number goes with family commitment');
           return ok(COMMAND_TYPES[command].response, { publicKey: await this.#keys.perCommitmentPoint(locator, request.commitmentNumber) });
         }
@@ -247,6 +249,7 @@ export class KeyCore {
       case KeyCommand.VALIDATE_HOLDER_COMMITMENT: {
         const request = decodeBody(COMMAND_TYPES[command].request, payload);
         const ch = this.#channel(request.keyIndex);
+        checkCommitmentNumber(request.number);
         const point = await this.#keys.perCommitmentPoint(locator('commitment', ch.keyIndex), request.number);
         const next = checkHolderCommitment(ch, await this.#ownBasepoints(ch.keyIndex), point, request);
         await this.#commit({ ...this.#state!, channels: replaceChannel(this.#state!, { ...ch, rsmcState: next }) }, context);
@@ -281,6 +284,7 @@ export class KeyCore {
         const ch = this.#channel(request.keyIndex);
         const ours = await this.#ownBasepoints(ch.keyIndex);
         const points = new Map<bigint, Uint8Array>();
+        checkCommitmentNumber(request.number);
         if (request.kind === 'to-local') points.set(request.number, await this.#keys.perCommitmentPoint(locator('commitment', ch.keyIndex), request.number));
         const key = checkSweep(ch, ours, request, (n) => points.get(n)!);
         const tweak =
@@ -388,6 +392,11 @@ export class KeyCore {
     }
     this.#state = next;
   }
+}
+
+/** BOLT 3 commitment numbers are 48 bits; a larger one is a malformed request, answered before any derivation. */
+function checkCommitmentNumber(n: bigint): void {
+  if (n > MAX_COMMITMENT_NUMBER) throw new CommandFailure(KeyStatus.BAD_REQUEST, 'out_of_range', 'a commitment number has 48 bits (BOLT 3)');
 }
 
 function ok<T>(type: Parameters<typeof encodeBody<T>>[0], body: T): Uint8Array {
