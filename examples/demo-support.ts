@@ -57,7 +57,9 @@ export async function startDemoChain(options: DemoChainOptions, say: (text: stri
       close: () => server.close(),
     };
   }
-  const rpc = await BitcoindChain.connect({ url: options.rpcUrl, ...(options.auth && { auth: options.auth }), network: 'regtest', pollIntervalMs: 60_000 });
+  // The summary looks up the channel's transactions by txid; without -txindex that is a scan back from the
+  // tip, and a slow run (blocks every --block-ms) can leave the funding more than the default 144 behind.
+  const rpc = await BitcoindChain.connect({ url: options.rpcUrl, ...(options.auth && { auth: options.auth }), network: 'regtest', pollIntervalMs: 60_000, maxTxScanBlocks: 2016 });
   // Block rewards the demo does not need go to an address nobody has a key for.
   const sink = payments.p2wsh({ hash: new Uint8Array(32).fill(0x51), network: networks.regtest }).address!;
   const mine = async (count: number) => void (await rpc.generateToAddress(count, sink));
