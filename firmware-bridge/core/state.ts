@@ -5,9 +5,10 @@
  * port, with a SHA-256 checksum so a damaged file locks the key instead of loosening its policy.
  */
 import { decodeStruct, encodeStruct } from '../../src/wire/codec.js';
-import { arrayOf, bool, bytes32, feerate, msat, pubkey, sat, struct, text, u32, u64, unixTime, varBytes, type FieldType } from '../../src/wire/schema.js';
-import { policyType, type KeyPolicy } from '../../src/signer/hid/commands.js';
-import type { OnewaySetup, RemoteBasepoints, RsmcSetup } from '../../src/signer/port.js';
+import { arrayOf, bytes32, msat, pubkey, sat, struct, text, u32, u64, unixTime, type FieldType } from '../../src/wire/schema.js';
+// The setup is stored in exactly the form of the SETUP_CHANNEL request.
+import { onewaySetupType, policyType, rsmcSetupType, type KeyPolicy } from '../../src/signer/hid/commands.js';
+import type { OnewaySetup, RsmcSetup } from '../../src/signer/port.js';
 import { sha256 } from '../../src/crypto/hash.js';
 import { concatBytes, equalBytes } from '../../src/bytes.js';
 
@@ -79,37 +80,6 @@ export interface KeyState {
   channels: ChannelState[];
 }
 
-const script = varBytes(64);
-
-const remoteBasepointsType = struct<RemoteBasepoints>('RemoteBasepoints', {
-  fundingPubkey: { key: 1, type: pubkey },
-  revocationBasepoint: { key: 2, type: pubkey },
-  paymentBasepoint: { key: 3, type: pubkey },
-  delayedPaymentBasepoint: { key: 4, type: pubkey },
-  htlcBasepoint: { key: 5, type: pubkey },
-});
-
-const onewaySetupType = struct<OnewaySetup>('OnewaySetup', {
-  payeeFundingPubkey: { key: 1, type: pubkey },
-  payerScript: { key: 2, type: script },
-  payeeScript: { key: 3, type: script },
-  expiryHeight: { key: 4, type: u32 },
-  feerateSatPerVb: { key: 5, type: sat },
-});
-
-const rsmcSetupType = struct<RsmcSetup>('RsmcSetup', {
-  opener: { key: 1, type: bool },
-  remote: { key: 2, type: remoteBasepointsType },
-  localDelay: { key: 3, type: u32 },
-  remoteDelay: { key: 4, type: u32 },
-  localDustLimitSat: { key: 5, type: sat },
-  remoteDustLimitSat: { key: 6, type: sat },
-  minFeeratePerKw: { key: 7, type: feerate },
-  maxFeeratePerKw: { key: 8, type: feerate },
-  closeScript: { key: 9, type: script },
-  sweepScript: { key: 10, type: script },
-});
-
 const onewayStateType = struct<OnewayChannelState>('OnewayChannelState', {
   stateNumber: { key: 1, type: u64 },
   amountMsat: { key: 2, type: msat },
@@ -135,9 +105,6 @@ const rsmcStateType = struct<RsmcChannelState>('RsmcChannelState', {
   secrets: { key: 11, type: arrayOf(storedSecretType, 49) },
   secretsLastIndex: { key: 12, type: u64, optional: true },
 });
-
-/** Shared with the SETUP_CHANNEL request: the same keys, so a setup is compared field for field. */
-export const setupTypes = { oneway: onewaySetupType, rsmc: rsmcSetupType };
 
 const channelStateType = struct<ChannelState>('ChannelState', {
   keyIndex: { key: 1, type: u32 },

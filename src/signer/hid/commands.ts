@@ -155,7 +155,7 @@ const remoteBasepointsType: FieldType<RemoteBasepoints> = struct<RemoteBasepoint
   htlcBasepoint: { key: 5, type: pubkey },
 });
 
-const onewaySetupType: FieldType<OnewaySetup> = struct<OnewaySetup>('OnewaySetup', {
+export const onewaySetupType: FieldType<OnewaySetup> = struct<OnewaySetup>('OnewaySetup', {
   payeeFundingPubkey: { key: 1, type: pubkey },
   payerScript: { key: 2, type: script },
   payeeScript: { key: 3, type: script },
@@ -163,7 +163,7 @@ const onewaySetupType: FieldType<OnewaySetup> = struct<OnewaySetup>('OnewaySetup
   feerateSatPerVb: { key: 5, type: sat },
 });
 
-const rsmcSetupType: FieldType<RsmcSetup> = struct<RsmcSetup>('RsmcSetup', {
+export const rsmcSetupType: FieldType<RsmcSetup> = struct<RsmcSetup>('RsmcSetup', {
   opener: { key: 1, type: bool },
   remote: { key: 2, type: remoteBasepointsType },
   localDelay: { key: 3, type: u32 },
