@@ -873,8 +873,9 @@ export class RsmcNode {
     if (!signer.validateHolderCommitment || !commit || !record.fundingOutpoint) return;
     if ((this.#validated.get(record.keyIndex) ?? -1n) >= commit.number) return;
     await this.#setUpOnSigner(record);
-    const point = await signer.perCommitmentPoint(commitmentSeed(record), commit.number);
-    const tx = localCommitment(record, commit.number, commit.spec, point).tx;
+    // The record keeps our point for localCommit.number: no round trip to the key on every update (the key
+    // derives the point itself and refuses a commitment built with another).
+    const tx = localCommitment(record, commit.number, commit.spec, record.localCurrentPoint).tx;
     await signer.validateHolderCommitment({
       keyIndex: record.keyIndex,
       number: commit.number,
