@@ -25,6 +25,7 @@ import { isLive } from '../channel/oneway/node.js';
 import type { PayeeOffer } from '../channel/oneway/payee.js';
 import { startServiceGuard, type ServiceGuard, type StreamProgress } from '../metering/stream.js';
 import { LmdbStore } from '../store/lmdb.js';
+import { chooseSecp256k1, ecdsaBackend } from '../crypto/native.js';
 import { isNodeId } from '../transport/port.js';
 import { SimulatedMeter } from '../../devices/simulated-meter.js';
 import { CallbackGate } from '../../devices/service-gate.js';
@@ -147,6 +148,8 @@ export async function main(argv: string[]): Promise<number> {
     return flags['help'] ? 0 : 2;
   }
   try {
+    // The fastest secp256k1 backend that passes its self-test (TRICKLE_SECP256K1 forces one).
+    chooseSecp256k1();
     switch (command) {
       case 'init':
         return await init(flags);
@@ -255,7 +258,7 @@ async function provider(flags: Flags): Promise<number> {
     }
   });
   for (const channel of local.node.channels()) guardFor(channel);
-  out.event({ event: 'ready', nodeId: local.keys.identity.nodeId, offer }, `provider ${local.keys.identity.nodeId} selling ${offer.serviceId} at ${offer.tariffMsatPerUnit} msat/${offer.unit}`);
+  out.event({ event: 'ready', nodeId: local.keys.identity.nodeId, offer, secp256k1: ecdsaBackend().name }, `provider ${local.keys.identity.nodeId} selling ${offer.serviceId} at ${offer.tariffMsatPerUnit} msat/${offer.unit}`);
   await waitForSignal();
   for (const { guard } of guards.values()) await guard.stop();
   await local.close();

@@ -1,15 +1,14 @@
 /**
- * secp256k1 arithmetic and ECDSA for the core, on @noble/secp256k1 (RFC 6979 nonces, low-S).
+ * secp256k1 arithmetic and ECDSA for the core (RFC 6979 nonces, low-S). Arguments are checked here; the
+ * curve work is done by the backend in use (src/crypto/backend.ts: libsecp256k1 in WebAssembly by default,
+ * @noble/secp256k1 as the fallback, native libsecp256k1 when installed), which all give identical results.
  * Points are 33-byte compressed SEC1; scalars 32-byte big-endian, reduced mod the curve order.
  */
 import * as secp from '@noble/secp256k1';
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { hmac } from '@noble/hashes/hmac.js';
 import { bigIntToBytes32, bytesToBigInt } from '../bytes.js';
+import { ecdsaBackend } from './backend.js';
 
-// The synchronous API needs sync hashes; noble leaves the choice to the caller.
-secp.hashes.sha256 = nobleSha256;
-secp.hashes.hmacSha256 = (key, message) => hmac(nobleSha256, key, message);
+export { ecdsaBackend, ecdsaBackends, selectEcdsaBackend, useEcdsaBackend, EcdsaBackendError, type EcdsaBackend, type EcdsaBackendName } from './backend.js';
 
 export const CURVE_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -22,26 +21,18 @@ function scalarOf(secret: Uint8Array, field: string): bigint {
   return k;
 }
 
-function pointOf(pubkey: Uint8Array, field: string): secp.Point {
+function pointOf(pubkey: Uint8Array, field: string): Uint8Array {
   if (!(pubkey instanceof Uint8Array) || pubkey.length !== 33) {
     throw new TypeError(`"${field}" expected 33-byte compressed public key`);
   }
-  try {
-    return secp.Point.fromBytes(pubkey);
-  } catch {
-    throw new RangeError(`"${field}" is not a point on secp256k1`);
-  }
+  if (!ecdsaBackend().isPoint(pubkey)) throw new RangeError(`"${field}" is not a point on secp256k1`);
+  return pubkey;
 }
 
 /** True when `pubkey` is a valid 33-byte compressed point. */
 export function isValidPublicKey(pubkey: Uint8Array): boolean {
   if (!(pubkey instanceof Uint8Array) || pubkey.length !== 33) return false;
-  try {
-    secp.Point.fromBytes(pubkey);
-    return true;
-  } catch {
-    return false;
-  }
+  return ecdsaBackend().isPoint(pubkey);
 }
 
 /** True when `secret` is a valid private key (0 < k < n). */
@@ -53,17 +44,18 @@ export function isValidSecretKey(secret: Uint8Array): boolean {
 
 export function publicKeyOf(secret: Uint8Array): Uint8Array {
   scalarOf(secret, 'secret');
-  return secp.getPublicKey(secret, true);
+  return ecdsaBackend().publicKey(secret);
 }
 
 /** P + Q. */
 export function addPoints(a: Uint8Array, b: Uint8Array): Uint8Array {
-  return pointOf(a, 'a').add(pointOf(b, 'b')).toBytes(true);
+  return ecdsaBackend().pointAdd(pointOf(a, 'a'), pointOf(b, 'b'));
 }
 
 /** k * P. */
 export function multiplyPoint(point: Uint8Array, scalar: Uint8Array): Uint8Array {
-  return pointOf(point, 'point').multiply(scalarOf(scalar, 'scalar')).toBytes(true);
+  scalarOf(scalar, 'scalar');
+  return ecdsaBackend().pointMultiply(pointOf(point, 'point'), scalar);
 }
 
 /** (a + b) mod n. */
@@ -89,19 +81,14 @@ export function scalarFromHash(hash: Uint8Array): Uint8Array {
 export function signDigest(digest: Uint8Array, secret: Uint8Array): Uint8Array {
   if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new TypeError('"digest" expected 32 bytes');
   scalarOf(secret, 'secret');
-  return secp.sign(digest, secret, { prehash: false, lowS: true, format: 'compact' });
+  return ecdsaBackend().sign(digest, secret);
 }
 
 /** Verify a 64-byte compact low-S signature over a digest. False on a bad signature; throws only on malformed arguments. */
 export function verifyDigest(signature: Uint8Array, digest: Uint8Array, pubkey: Uint8Array): boolean {
   if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new TypeError('"signature" expected 64 bytes');
   if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new TypeError('"digest" expected 32 bytes');
-  pointOf(pubkey, 'pubkey');
-  try {
-    return secp.verify(signature, digest, pubkey, { prehash: false, lowS: true, format: 'compact' });
-  } catch {
-    return false;
-  }
+  return ecdsaBackend().verify(signature, digest, pointOf(pubkey, 'pubkey'));
 }
 
 /** 32 bytes from crypto.getRandomValues (through noble's helper). */

@@ -51,7 +51,18 @@ export interface PaymentTransaction {
 }
 
 /** Validate the terms; returns the worst-case funding witness used for every fee estimate of this call. */
+/** Frozen terms objects already checked, with their witness placeholder (the pubkey checks cost a square root each). */
+const checkedTerms = new WeakMap<OneWayChannelTerms, Uint8Array[]>();
+
 function checkTerms(terms: OneWayChannelTerms): Uint8Array[] {
+  const known = checkedTerms.get(terms);
+  if (known) return known;
+  const witness = checkTermsOnce(terms);
+  if (Object.isFrozen(terms) && Object.isFrozen(terms.fundingOutpoint)) checkedTerms.set(terms, witness);
+  return witness;
+}
+
+function checkTermsOnce(terms: OneWayChannelTerms): Uint8Array[] {
   assertOutPoint(terms.fundingOutpoint, 'fundingOutpoint');
   sat(terms.fundingValueSat, 'fundingValueSat');
   sat(terms.feerateSatPerVb, 'feerateSatPerVb');

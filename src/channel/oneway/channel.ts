@@ -12,8 +12,11 @@ import type { ChannelEvent } from './core.js';
 import { ChannelError } from './errors.js';
 import { ChannelEvents, type Until } from '../waiters.js';
 import type { ChannelSlot, OnewayNode } from './node.js';
-import type { ChannelOutcome, OnewayRecord, ServiceTerms } from './state.js';
+import type { ChannelOutcome, OnewayRecord, PayerRecord, ServiceTerms } from './state.js';
 import { channelTerms } from './terms.js';
+
+/** How many signed payments may wait for their acknowledgement at once (pay() calls beyond it wait). */
+export const MAX_UNACKED_PAYMENTS = 64n;
 
 export interface PaymentReceipt {
   paymentNumber: bigint;
@@ -95,21 +98,32 @@ export class OnewayChannel {
 
   /**
    * Pay `incrementMsat` more (payer). The payment is signed, stored, sent, and the promise resolves once
-   * the payee acknowledged it. Calls are queued: one payment is in flight at a time.
+   * the payee acknowledged it. Concurrent calls are pipelined: each is its own signed payment, taken in call
+   * order, and up to MAX_UNACKED_PAYMENTS may wait for their acknowledgements at once.
    */
   pay(incrementMsat: bigint): Promise<PaymentReceipt> {
-    const run = this.#payChain.then(() => this.#payOne(incrementMsat));
-    this.#payChain = run.catch(() => undefined);
-    return run;
+    const signed = this.#payChain.then(() => this.#signNext(incrementMsat));
+    this.#payChain = signed.catch(() => undefined);
+    return signed.then(({ receipt, acked }) => this.#acknowledged(receipt, acked));
   }
 
-  async #payOne(incrementMsat: bigint): Promise<PaymentReceipt> {
+  async #signNext(incrementMsat: bigint): Promise<{ receipt: PaymentReceipt; acked: { promise: Promise<boolean>; cancel: () => void } }> {
     if (this.role !== 'payer') throw new ChannelError('BAD_STATE', 'only the payer pays');
+    const record = () => this.#slot.record as PayerRecord;
+    if (record().payment.number - record().acked.number >= MAX_UNACKED_PAYMENTS) {
+      await this.#wait(
+        (event, r) => {
+          if (event.type === 'rejected') throw new ChannelError(event.code, `payee refused a payment: ${event.message}`);
+          return r.role === 'payer' && r.payment.number - r.acked.number < MAX_UNACKED_PAYMENTS;
+        },
+        this.#node.payTimeoutMs,
+      ).promise;
+    }
     let target: bigint | undefined;
     const acked = this.#wait(
-      (event, record) => {
+      (event, r) => {
         if (event.type === 'rejected') throw new ChannelError(event.code, `payee refused the payment: ${event.message}`);
-        return target !== undefined && record.role === 'payer' && record.acked.number >= target;
+        return target !== undefined && r.role === 'payer' && r.acked.number >= target;
       },
       this.#node.payTimeoutMs,
     );
@@ -119,10 +133,14 @@ export class OnewayChannel {
       acked.cancel();
       throw error;
     }
-    target = this.#slot.record.payment.number;
-    if ((this.#slot.record as { acked: { number: bigint } }).acked.number >= target) acked.cancel();
+    target = record().payment.number;
+    return { receipt: { paymentNumber: target, amountMsat: record().payment.amountMsat }, acked };
+  }
+
+  async #acknowledged(receipt: PaymentReceipt, acked: { promise: Promise<boolean>; cancel: () => void }): Promise<PaymentReceipt> {
+    if ((this.#slot.record as PayerRecord).acked.number >= receipt.paymentNumber) acked.cancel();
     else await acked.promise;
-    return { paymentNumber: target, amountMsat: this.#slot.record.payment.amountMsat };
+    return receipt;
   }
 
   /**

@@ -92,8 +92,22 @@ export interface ChannelSlot {
   record: OnewayRecord;
   durable: OnewayRecord | undefined;
   queue: Promise<unknown>;
+  /**
+   * Payments whose commit is under way: each commit, then what its step sends, strictly in order. The
+   * queue moves on to the next payment meanwhile, so concurrent commits share one LMDB transaction
+   * (group commit) and a payment's round trip does not wait for the previous payment's fsync.
+   */
+  pipeline: Promise<void>;
+  /** A pipelined commit failed: nothing more is sent on this channel until the node is restarted. */
+  broken: Error | undefined;
   handle: OnewayChannel;
 }
+
+/**
+ * The commits that may overlap with the next step: a payment signed (payer) or accepted (payee). Their
+ * steps only send and report after the commit; every other persist waits for these to finish first.
+ */
+const PIPELINED_PERSISTS: ReadonlySet<string> = new Set(['payment-signed', 'payment-accepted']);
 
 const LIVE_PHASES = new Set(['proposed', 'accepted', 'refund_held', 'refund_signed', 'funded', 'open', 'closing']);
 
@@ -208,6 +222,7 @@ export class OnewayNode {
     this.#stopped = true;
     for (const u of this.#unsubscribe) u();
     await Promise.allSettled([...this.#slots.values()].map((s) => s.queue));
+    await Promise.allSettled([...this.#slots.values()].map((s) => s.pipeline));
     for (const slot of this.#slots.values()) slot.handle.shutdown(new ChannelError('STOPPED', 'node stopped'));
   }
 
@@ -267,7 +282,7 @@ export class OnewayNode {
 
   /** `durable`: the record as last committed; undefined for a new channel not stored yet. */
   #addSlot(record: OnewayRecord, durable: OnewayRecord | undefined): ChannelSlot {
-    const slot: ChannelSlot = { record, durable, queue: Promise.resolve(), handle: undefined as unknown as OnewayChannel };
+    const slot: ChannelSlot = { record, durable, queue: Promise.resolve(), pipeline: Promise.resolve(), broken: undefined, handle: undefined as unknown as OnewayChannel };
     slot.handle = new OnewayChannel(this, slot);
     this.#slots.set(bytesToHex(record.tempChannelId), slot);
     this.#index(slot);
@@ -495,6 +510,7 @@ export class OnewayNode {
   }
 
   async #apply(slot: ChannelSlot, input: PayerInput | PayeeInput): Promise<void> {
+    if (slot.broken) throw slot.broken;
     const ctx = { tipHeight: this.#tip };
     const step = slot.record.role === 'payer'
       ? payerStep(slot.record, input as PayerInput, { ...ctx, policy: this.#payerPolicy })
@@ -554,15 +570,32 @@ export class OnewayNode {
     await this.#execute(slot, [{ kind: 'sign', purpose: 'payment', tx: paymentTransaction(record, signed.amountMsat).toBuffer(), amountMsat: signed.amountMsat }]);
   }
 
-  /** Run effects in order. A failed commit restores the last durable record and stops the rest. */
+  /**
+   * Run effects in order. A failed commit restores the last durable record and stops the rest. A payment's
+   * commit (PIPELINED_PERSISTS) is only started here: the sends and events after it wait for it on
+   * slot.pipeline, so nothing leaves before its state is durable, and the next input is taken at once.
+   */
   async #execute(slot: ChannelSlot, effects: Effect[]): Promise<void> {
     const { store, signer, chain } = this.#o;
+    let deferred = false;
     for (const effect of effects) {
+      if (deferred && effect.kind !== 'send' && effect.kind !== 'event') {
+        await slot.pipeline;
+        deferred = false;
+      }
       switch (effect.kind) {
         case 'persist': {
           const record = slot.record;
+          const write = [{ key: recordKey(record.role, record.tempChannelId), value: encodeRecord(record) }];
+          if (PIPELINED_PERSISTS.has(effect.reason)) {
+            this.#pipelineCommit(slot, record, effect.reason, store.commit(write));
+            deferred = true;
+            break;
+          }
+          await slot.pipeline;
+          if (slot.broken) throw slot.broken;
           try {
-            await store.commit([{ key: recordKey(record.role, record.tempChannelId), value: encodeRecord(record) }]);
+            await store.commit(write);
           } catch (error) {
             if (slot.durable) slot.record = slot.durable;
             else this.#forget(slot);
@@ -575,7 +608,14 @@ export class OnewayNode {
           break;
         }
         case 'send':
-          this.#send(slot.record.peer, effect.message);
+          if (deferred) {
+            const { peer } = slot.record;
+            slot.pipeline = slot.pipeline.then(() => {
+              if (!slot.broken) this.#send(peer, effect.message);
+            });
+          } else {
+            this.#send(slot.record.peer, effect.message);
+          }
           break;
         case 'sign': {
           const context = await this.#signContext(slot.record, effect);
@@ -647,10 +687,44 @@ export class OnewayNode {
           break;
         }
         case 'event':
-          this.#emit(slot, effect.event);
+          if (deferred) {
+            slot.pipeline = slot.pipeline.then(() => {
+              if (!slot.broken) this.#emit(slot, effect.event);
+            });
+          } else {
+            this.#emit(slot, effect.event);
+          }
           break;
       }
     }
+  }
+
+  /**
+   * Chain a commit already started onto the slot's pipeline: once it and every earlier one are durable,
+   * the record is the durable one and the crash hook runs. A failure breaks the slot: the in-memory record
+   * goes back to the last durable one, nothing queued behind it is sent, and later inputs are refused
+   * (the store's contract: after STORE_IO, stop, reopen and re-read).
+   */
+  #pipelineCommit(slot: ChannelSlot, record: OnewayRecord, reason: Extract<Effect, { kind: 'persist' }>['reason'], commit: Promise<void>): void {
+    commit.catch(() => undefined); // observed below, in order; never an unhandled rejection
+    slot.pipeline = slot.pipeline.then(async () => {
+      if (slot.broken) return;
+      try {
+        await commit;
+      } catch (error) {
+        slot.broken = error as Error;
+        if (slot.durable) slot.record = slot.durable;
+        this.#log('error', `could not store the channel (${reason}); nothing more is sent until restart`, slot, 'STORE');
+        return;
+      }
+      slot.durable = record;
+      this.#index(slot);
+      try {
+        await this.#o.hooks?.afterPersist?.(reason, record);
+      } catch (error) {
+        this.#log('warn', `afterPersist hook failed: ${(error as Error).message}`, slot);
+      }
+    });
   }
 
   #forget(slot: ChannelSlot): void {

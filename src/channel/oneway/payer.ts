@@ -380,7 +380,15 @@ function onSigned(record: PayerRecord, input: Extract<PayerInput, { kind: 'signe
 
 function onAck(record: PayerRecord, msg: OnewayPayAckMsg): Step<PayerRecord> {
   if (record.phase !== 'open' && record.phase !== 'closing') return unchanged(record);
-  if (msg.paymentNumber < record.payment.number) return unchanged(record); // an old ack, superseded
+  if (msg.paymentNumber < record.payment.number) {
+    // An ack for a payment before our latest (payments are pipelined). It is a receipt only: the payee
+    // holds signatures for what we signed, so all it can get wrong here is our count between two acks of
+    // our latest payment, which must match exactly. Taken when it moves forward and stays below our latest.
+    if (msg.paymentNumber <= record.acked.number || msg.amountMsat <= record.acked.amountMsat || msg.amountMsat >= record.payment.amountMsat) {
+      return unchanged(record);
+    }
+    return acknowledge(record, msg.paymentNumber, msg.amountMsat);
+  }
   if (msg.paymentNumber > record.payment.number || msg.amountMsat !== record.payment.amountMsat) {
     return fail(record, 'PEER_STATE_MISMATCH', 'acknowledgement for a payment we never signed');
   }

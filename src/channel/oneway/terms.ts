@@ -31,13 +31,37 @@ export function deriveChannelId(fundingOutpoint: OutPoint): Uint8Array {
   return id;
 }
 
+/**
+ * What a record's fixed fields derive to, kept per channel: every payment rebuilds its transaction from
+ * these, and deriving them checks both funding keys (a square root each). Keyed by the payer's funding key
+ * array and used only while every field it came from is the same object or value (records are replaced,
+ * never mutated, so a changed field is a new object).
+ */
+interface Derived {
+  from: readonly unknown[];
+  terms: OneWayChannelTerms | undefined;
+  fundingScript: Uint8Array | undefined;
+}
+const derivedCache = new WeakMap<Uint8Array, Derived>();
+
+function derivedOf(record: OnewayRecord): Derived {
+  const from = [record.payeeFundingPubkey, record.payeePayoutScript, record.fundingOutpoint, record.capacitySat,
+    record.payerRefundScript, record.expiryHeight, record.feeratePerKw];
+  const cached = derivedCache.get(record.payerFundingPubkey);
+  if (cached && cached.from.every((v, i) => v === from[i])) return cached;
+  const derived: Derived = { from, terms: undefined, fundingScript: undefined };
+  derivedCache.set(record.payerFundingPubkey, derived);
+  return derived;
+}
+
 /** The on-chain terms; throws if the record has not reached the point where they are all known. */
 export function channelTerms(record: OnewayRecord): OneWayChannelTerms {
   if (!record.payeeFundingPubkey || !record.payeePayoutScript || !record.fundingOutpoint) {
     throw new ChannelError('BAD_STATE', 'channel terms are not complete yet');
   }
-  return {
-    fundingOutpoint: record.fundingOutpoint,
+  const derived = derivedOf(record);
+  derived.terms ??= Object.freeze({
+    fundingOutpoint: Object.freeze({ ...record.fundingOutpoint }),
     fundingValueSat: record.capacitySat,
     payerFundingPubkey: record.payerFundingPubkey,
     payeeFundingPubkey: record.payeeFundingPubkey,
@@ -45,12 +69,15 @@ export function channelTerms(record: OnewayRecord): OneWayChannelTerms {
     payeeScript: record.payeePayoutScript,
     expiryHeight: record.expiryHeight,
     feerateSatPerVb: satPerVbFromPerKw(record.feeratePerKw),
-  };
+  });
+  return derived.terms;
 }
 
 export function fundingScriptOf(record: OnewayRecord): Uint8Array {
   if (!record.payeeFundingPubkey) throw new ChannelError('BAD_STATE', 'payee funding key not known yet');
-  return fundingScript(record.payerFundingPubkey, record.payeeFundingPubkey);
+  const derived = derivedOf(record);
+  derived.fundingScript ??= fundingScript(record.payerFundingPubkey, record.payeeFundingPubkey);
+  return derived.fundingScript;
 }
 
 export function fundingOutputScriptOf(record: OnewayRecord): Uint8Array {
