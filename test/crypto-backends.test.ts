@@ -114,3 +114,16 @@ test('chooseSecp256k1 picks the fastest, obeys a named preference, and refuses u
     selectEcdsaBackend(before.name);
   }
 });
+
+test('isValidPublicKey: a point found valid once is remembered, an invalid one never is', async () => {
+  const { isValidPublicKey } = await import('../src/crypto/secp256k1.js');
+  const g = nobleBackend.publicKey(scalar(1n));
+  const notOnCurve = Uint8Array.from(Buffer.from('02' + '00'.repeat(31) + '05', 'hex'));
+  for (let i = 0; i < 3; i++) {
+    assert.equal(isValidPublicKey(g), true);
+    assert.equal(isValidPublicKey(notOnCurve), false);
+  }
+  for (let k = 2n; k < 5000n; k++) assert.equal(isValidPublicKey(nobleBackend.publicKey(scalar(k))), true); // past the cache's bound
+  assert.equal(isValidPublicKey(notOnCurve), false);
+  assert.throws(() => verifyDigest(new Uint8Array(64), new Uint8Array(32), notOnCurve), RangeError);
+});

@@ -21,18 +21,34 @@ function scalarOf(secret: Uint8Array, field: string): bigint {
   return k;
 }
 
+/**
+ * Points already found on the curve, by their bytes. A channel checks the same few keys on every update
+ * (each costs a square root); only valid points are kept, and the set is emptied when it grows large.
+ */
+const knownPoints = new Set<string>();
+const KNOWN_POINTS_MAX = 4096;
+
+function isPoint(pubkey: Uint8Array): boolean {
+  const key = String.fromCharCode(...pubkey);
+  if (knownPoints.has(key)) return true;
+  if (!ecdsaBackend().isPoint(pubkey)) return false;
+  if (knownPoints.size >= KNOWN_POINTS_MAX) knownPoints.clear();
+  knownPoints.add(key);
+  return true;
+}
+
 function pointOf(pubkey: Uint8Array, field: string): Uint8Array {
   if (!(pubkey instanceof Uint8Array) || pubkey.length !== 33) {
     throw new TypeError(`"${field}" expected 33-byte compressed public key`);
   }
-  if (!ecdsaBackend().isPoint(pubkey)) throw new RangeError(`"${field}" is not a point on secp256k1`);
+  if (!isPoint(pubkey)) throw new RangeError(`"${field}" is not a point on secp256k1`);
   return pubkey;
 }
 
 /** True when `pubkey` is a valid 33-byte compressed point. */
 export function isValidPublicKey(pubkey: Uint8Array): boolean {
   if (!(pubkey instanceof Uint8Array) || pubkey.length !== 33) return false;
-  return ecdsaBackend().isPoint(pubkey);
+  return isPoint(pubkey);
 }
 
 /** True when `secret` is a valid private key (0 < k < n). */
