@@ -21,7 +21,7 @@ import {
   type SessionManagerOptions,
   type SessionStats,
 } from '../session/manager.js';
-import type { NodeId, Transport, Unsubscribe } from '../transport/port.js';
+import type { FrameTransport, NodeId, Transport, Unsubscribe } from '../transport/port.js';
 import {
   WireError,
   encodeMessage,
@@ -48,7 +48,17 @@ export interface MessengerOptions {
   session?: Omit<SessionManagerOptions, 'identity' | 'transport' | 'clock'>;
   /** Largest decoded message accepted from a peer (default and maximum 65,535, one BOLT 8 message). */
   maxMessageBytes?: number;
+  /**
+   * Hold every frame that arrives until releaseInbound(). A node restarting from disk sets this so no
+   * session comes up, and no peer message (a channel_reestablish) arrives, before its channel runtimes
+   * have loaded their records and subscribed; otherwise such a message reaches no one and the channel
+   * waits for a reestablish that was already sent. At most MAX_HELD_FRAMES are kept (the session layer
+   * retransmits the rest).
+   */
+  holdInbound?: boolean;
 }
+
+const MAX_HELD_FRAMES = 1024;
 
 export interface DirectoryEntry {
   announcement: ServiceAnnouncementFields;
@@ -88,6 +98,8 @@ export class Messenger {
   readonly #invalidAnnouncements: Partial<Record<string, number>> = {};
   #handlerErrors = 0;
   #stopped = false;
+  #heldFrames: Uint8Array[] | undefined;
+  #frameHandler: ((frame: Uint8Array) => void) | undefined;
 
   private constructor(options: MessengerOptions) {
     this.#identity = options.identity;
@@ -97,10 +109,27 @@ export class Messenger {
     const max = options.maxMessageBytes ?? 65535;
     if (!Number.isInteger(max) || max < 1 || max > 65535) throw new RangeError('"maxMessageBytes" expected 1..65535');
     this.#maxMessageBytes = max;
+    if (options.holdInbound) this.#heldFrames = [];
+    const transport = options.transport;
+    const frames: FrameTransport = {
+      localNodeId: transport.localNodeId,
+      get linkState() {
+        return transport.linkState;
+      },
+      sendFrame: (to, frame) => transport.sendFrame(to, frame),
+      onFrame: (handler) => {
+        this.#frameHandler = handler;
+        return transport.onFrame((frame) => {
+          if (this.#heldFrames === undefined) handler(frame);
+          else if (this.#heldFrames.length < MAX_HELD_FRAMES) this.#heldFrames.push(frame);
+        });
+      },
+      onLinkState: (handler) => transport.onLinkState(handler),
+    };
     this.#sessions = new SessionManager({
       ...options.session,
       identity: options.identity,
-      transport: options.transport,
+      transport: frames,
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
     });
     this.#unsubscribe.push(
@@ -108,6 +137,13 @@ export class Messenger {
       this.#transport.onAnnouncement((from, bytes) => this.#onPublicAnnouncement(from, bytes)),
       this.#transport.onStatus((from, bytes) => this.#onStatus(from, bytes)),
     );
+  }
+
+  /** Deliver the frames held since start (MessengerOptions.holdInbound), in order, and stop holding. */
+  releaseInbound(): void {
+    const held = this.#heldFrames;
+    this.#heldFrames = undefined;
+    for (const frame of held ?? []) this.#frameHandler?.(frame);
   }
 
   /** Create the messenger and start its transport (connect, subscribe, publish online status). */

@@ -163,7 +163,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
 
   const lines = (port: number): string[] => {
     // stderr, not stdout: C stdio fully buffers a piped stdout, so lines would arrive late.
-    const conf = [`listener ${port} ${HOST}`, 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', 'log_timestamp false'];
+    const conf = [`listener ${port} ${HOST}`, 'set_tcp_nodelay true', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', 'log_timestamp false'];
     // Run as root (CI), mosquitto would switch to the 'mosquitto' user, which cannot read our
     // 0700 temp dir; 'user root' keeps it as is. Harmless for an unprivileged user.
     if (process.getuid?.() === 0) conf.push('user root');

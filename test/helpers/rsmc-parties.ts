@@ -310,8 +310,12 @@ export class RsmcParty {
     return decodeRecord(bytes);
   }
 
-  /** Start a process on the stored state (the first one, or after stop()/kill). */
-  async start(): Promise<RsmcNode> {
+  /**
+   * Start a process on the stored state (the first one, or after stop()/kill). `gapMs` waits between the
+   * messenger's start and the node's (a real process loads other things there); `holdInbound` holds the
+   * messenger's inbound frames until the node has started, as startLocalNode does.
+   */
+  async start(options: { gapMs?: number; holdInbound?: boolean } = {}): Promise<RsmcNode> {
     if (this.#process && !this.#process.dead) throw new Error(`${this.name}: a process is running`);
     const p = new PartyProcess(++this.#processes);
     this.#process = p;
@@ -319,7 +323,8 @@ export class RsmcParty {
     const signer = gatedSigner(this.signer, p);
     const chain = gatedChain(this.chain, p);
     this.#wallet = await DeviceWallet.open({ signer, source: new SimnetUtxoSource(chain), chain, store });
-    const messenger = await this.#startMessenger();
+    const messenger = await this.#startMessenger(options.holdInbound ?? false);
+    if (options.gapMs) await new Promise((r) => setTimeout(r, options.gapMs));
     p.onDeath(() => {
       const stop = (): void => void messenger.stop().catch(() => undefined);
       if (p.lastSend) void p.lastSend.then(stop);
@@ -346,6 +351,7 @@ export class RsmcParty {
       },
     });
     this.#node.onEvent((channel, event) => this.events.push({ process: p.number, channel: channel.id, event }));
+    messenger.releaseInbound();
     return this.#node;
   }
 
@@ -369,12 +375,13 @@ export class RsmcParty {
     return this.events.filter((e) => e.event.type === type).map((e) => e.event as Extract<RsmcEvent, { type: T }>);
   }
 
-  async #startMessenger(): Promise<Messenger> {
+  async #startMessenger(holdInbound: boolean): Promise<Messenger> {
     const net = this.#net;
     if (net.kind === 'memory') {
-      return Messenger.start({ identity: this.identity, transport: memoryTransport(net.broker)(this.identity), session: FAST_TIMINGS });
+      return Messenger.start({ identity: this.identity, transport: memoryTransport(net.broker)(this.identity), session: FAST_TIMINGS, holdInbound });
     }
     return startMqttMessenger({
+      holdInbound,
       url: net.url,
       identity: this.identity,
       protocolVersion: net.protocolVersion ?? 4,

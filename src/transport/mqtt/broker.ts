@@ -52,6 +52,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions = {}): Pro
     socket.once('close', () => sockets.delete(socket));
     // A reset from a dying client is normal; aedes also listens, this just keeps it quiet.
     socket.on('error', () => {});
+    socket.setNoDelay(true); // small frames that wait for answers: no Nagle delay (see transport.ts)
     aedes.handle(socket);
   });
 

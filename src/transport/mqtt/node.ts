@@ -19,7 +19,7 @@ export interface MqttMessengerOptions
 }
 
 export async function startMqttMessenger(options: MqttMessengerOptions): Promise<Messenger> {
-  const { identity, clock, wallClockSec, session, maxMessageBytes, ...mqtt } = options;
+  const { identity, clock, wallClockSec, session, maxMessageBytes, holdInbound, ...mqtt } = options;
   const clockSec = wallClockSec ?? (() => Math.floor(Date.now() / 1000));
   // [T-3] Each connection signs both statuses with one timestamp, strictly newer than the
   // previous connection's, so a reconnect's "online" beats the last Will's "offline" even
@@ -44,5 +44,6 @@ export async function startMqttMessenger(options: MqttMessengerOptions): Promise
     ...(wallClockSec !== undefined ? { wallClockSec } : {}),
     ...(session !== undefined ? { session } : {}),
     ...(maxMessageBytes !== undefined ? { maxMessageBytes } : {}),
+    ...(holdInbound !== undefined ? { holdInbound } : {}),
   });
 }
