@@ -258,6 +258,27 @@ test('LmdbStore: an open failure is STORE_IO', () =>
     await assert.rejects(LmdbStore.open({ path: join(file, 'db') }), isStoreError('STORE_IO'));
   }));
 
+test('LmdbStore: stats counts committed write transactions, and concurrent commits may share one', () =>
+  withTempDir(async (dir) => {
+    const store = await LmdbStore.open({ path: join(dir, 'db') });
+    try {
+      const start = store.stats();
+      for (let i = 0; i < 3; i++) await store.commit([{ key: `seq/${i}`, value: bytes(i) }]);
+      const afterSequential = store.stats();
+      assert.equal(afterSequential.writeTransactions - start.writeTransactions, 3, 'one transaction per awaited commit');
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.commit([{ key: `con/${i}`, value: bytes(i) }])));
+      const grouped = store.stats().writeTransactions - afterSequential.writeTransactions;
+      assert.ok(grouped >= 1 && grouped < 20, `20 concurrent commits took ${grouped} write transactions`);
+      const { sizeBytes, pageSizeBytes, entries } = store.stats();
+      assert.equal(entries, 23);
+      assert.equal(sizeBytes % pageSizeBytes, 0);
+      assert.equal(sizeBytes, (await stat(join(dir, 'db', 'data.mdb'))).size, 'the high-water mark is the file length');
+    } finally {
+      await store.close();
+    }
+    assert.throws(() => store.stats(), isStoreError('STORE_CLOSED'));
+  }));
+
 /** Run the crash child on `dir` until it has reported `count` commits, SIGKILL it, return what it reported. */
 async function commitUntilKilled(dir: string, count: number): Promise<number[]> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/store-crash-child.ts', dir], {

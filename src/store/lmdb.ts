@@ -157,6 +157,40 @@ export class LmdbStore implements Store {
     }
   }
 
+  /**
+   * Counters for benchmarks and monitoring.
+   * - `writeTransactions`: LMDB's id of the last committed write transaction (`me_last_txnid`, through
+   *   lmdb-js `getStats().lastTxnId`); it only grows. Every committed write transaction is one durable
+   *   sync group — fdatasync of the data pages, then the meta page through the O_DSYNC descriptor — so
+   *   the difference across a run counts the syncs it cost. lmdb-js runs the child transactions of
+   *   commits that are waiting together in one LMDB write transaction (its group commit), so concurrent
+   *   commits, from one channel or many, may share one: divide by commits or payments, never assume 1.
+   * - `sizeBytes`: (last page number + 1) × page size, the high-water mark of data.mdb, which is its
+   *   length on disk (LMDB never shrinks the file; pages freed by later writes are reused).
+   * - `pageSizeBytes`, `entries`: LMDB's page size and the number of keys stored.
+   *
+   * @example
+   * const before = store.stats().writeTransactions;
+   * await Promise.all(payments);
+   * const syncsPerPayment = (store.stats().writeTransactions - before) / payments.length;
+   */
+  stats(): { writeTransactions: number; sizeBytes: number; pageSizeBytes: number; entries: number } {
+    const db = this.#open();
+    let stats: { lastTxnId: number; lastPageNumber: number; pageSize: number; entryCount: number };
+    try {
+      // Typed `{}` by lmdb-js; the fields are LMDB's mdb_env_info and mdb_stat (lmdb src/env.cpp).
+      stats = db.getStats() as typeof stats;
+    } catch (error) {
+      throw ioError('stats', error);
+    }
+    return {
+      writeTransactions: stats.lastTxnId,
+      sizeBytes: (stats.lastPageNumber + 1) * stats.pageSize,
+      pageSizeBytes: stats.pageSize,
+      entries: stats.entryCount,
+    };
+  }
+
   /** Waits for commits already started, then releases the environment. */
   close(): Promise<void> {
     this.#closing ??= this.#close();
