@@ -100,6 +100,8 @@ export interface ChannelSlot {
   pipeline: Promise<void>;
   /** A pipelined commit failed: nothing more is sent on this channel until the node is restarted. */
   broken: Error | undefined;
+  /** The latest acknowledgement queued behind a commit (payee); earlier queued ones are not sent. */
+  latestAck?: WireMessage;
   handle: OnewayChannel;
 }
 
@@ -610,8 +612,14 @@ export class OnewayNode {
         case 'send':
           if (deferred) {
             const { peer } = slot.record;
+            const { message } = effect;
+            // An acknowledgement covers every payment up to its number: one still waiting for its
+            // commit when a later one is queued is left out (fewer frames under load, same meaning).
+            if (message.type === 'oneway_pay_ack') slot.latestAck = message;
             slot.pipeline = slot.pipeline.then(() => {
-              if (!slot.broken) this.#send(peer, effect.message);
+              if (slot.broken) return;
+              if (message.type === 'oneway_pay_ack' && slot.latestAck !== message) return;
+              this.#send(peer, message);
             });
           } else {
             this.#send(slot.record.peer, effect.message);
