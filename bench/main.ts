@@ -4,13 +4,14 @@
  * only those sections (crypto, oneway, rsmc, wire, device, storage, footprint). Progress goes to stderr.
  * A section that throws is reported and makes the exit code 1; the others still run.
  */
-import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { chooseBackend, cryptoSection } from './crypto.js';
 import { missesTarget, runMeta, type Figure, type Section } from './lib.js';
 import { deviceSection, onewaySection } from './oneway.js';
 import { rsmcSection, wireSection } from './rsmc.js';
+import { storageSection } from './storage.js';
+import { footprintSection } from './footprint.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -21,21 +22,14 @@ const { values } = parseArgs({
   },
 });
 
-/** A section another file provides, when that file exists (bench/storage.ts, bench/footprint.ts). */
-async function optional(file: string, exportName: string): Promise<Section | undefined> {
-  if (!existsSync(new URL(`./${file}.ts`, import.meta.url))) return undefined;
-  const mod = (await import(`./${file}.js`)) as Record<string, unknown>;
-  return mod[exportName] as Section | undefined;
-}
-
-const all: Array<{ id: string; section: Section | undefined }> = [
+const all: Array<{ id: string; section: Section }> = [
   { id: 'crypto', section: cryptoSection },
   { id: 'oneway', section: onewaySection },
   { id: 'rsmc', section: rsmcSection },
   { id: 'wire', section: wireSection },
   { id: 'device', section: deviceSection },
-  { id: 'storage', section: await optional('storage', 'storageSection') },
-  { id: 'footprint', section: await optional('footprint', 'footprintSection') },
+  { id: 'storage', section: storageSection },
+  { id: 'footprint', section: footprintSection },
 ];
 
 const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
