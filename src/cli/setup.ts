@@ -2,9 +2,10 @@
  * What every `trickle` command needs: the node's secret material in its data directory, the LMDB store,
  * the chain (simnet, bitcoind or Esplora: ./chain.ts), the device wallet, the MQTT messenger, the
  * one-way channel runtime and (for `trickle peer`) the revocable one on the same messenger, wired
- * together. Also the crash hooks the crash tests use (TRICKLE_CRASH_AT), which do nothing unless that
- * variable is set.
+ * together. Also the hooks the crash tests use (TRICKLE_CRASH_AT, TRICKLE_TRACE, TRICKLE_SESSION_RTO_MS),
+ * which do nothing unless those variables are set.
  */
+import { appendFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bytesToHex, hexToBytes } from '../bytes.js';
@@ -14,7 +15,7 @@ import { OnewayNode, type OnewayNodeOptions } from '../channel/oneway/node.js';
 import { createPeer, type RsmcNode, type RsmcNodeOptions } from '../channel/rsmc/node.js';
 import type { RsmcPolicy } from '../channel/rsmc/types.js';
 import type { PayeeOffer } from '../channel/oneway/payee.js';
-import type { Messenger } from '../node/messenger.js';
+import type { Messenger, MessengerOptions } from '../node/messenger.js';
 import type { WireMessage } from '../wire/index.js';
 import { p2wpkhOutput } from '../onchain/script.js';
 import { softwareIdentity, type NodeIdentity } from '../session/identity.js';
@@ -27,6 +28,7 @@ import { LmdbStore } from '../store/lmdb.js';
 import { startMqttMessenger } from '../transport/mqtt/node.js';
 import { DeviceWallet, deviceWalletScripts } from '../wallet/device-wallet.js';
 import { connectChain, type ChainChoice, type ChainConnection } from './chain.js';
+import { jsonLine } from './common.js';
 
 const encoder = new TextEncoder();
 
@@ -60,13 +62,30 @@ export async function loadKeys(dataDir: string, options: { create: boolean }): P
 }
 
 /**
- * Test hook: TRICKLE_CRASH_AT="<persist reason>[:n]" kills this process with SIGKILL right after the
- * n-th (default 1st) durable commit with that reason; "sent:<message type>[:n]" right after the n-th
- * such message was handed to the broker. Used by test/oneway-crash.test.ts; unset in normal use. The
- * hooks fit both channel runtimes (one-way and revocable): they look at the reason and message type only.
+ * Test hooks, unset in normal use (both runtimes, one-way and revocable: they look at the persist reason,
+ * the message type and the committed record only):
+ *  - TRICKLE_CRASH_AT="<persist reason>[:n]" kills this process with SIGKILL right after the n-th
+ *    (default 1st) durable commit with that reason; "sent:<message type>[:n]" right after the n-th such
+ *    message was handed to the broker (test/oneway-crash.test.ts, test/helpers/crash-harness.ts).
+ *  - TRICKLE_TRACE=<file> appends one JSON line per durable commit, before any crash hook runs: the
+ *    reason and the record's channel state (phase, payments, commitment numbers and txids, no keys or
+ *    transactions). The crash harness checks against it what a restarted process loads, what it signed
+ *    and what it broadcast. The write is synchronous, so a line survives a SIGKILL that follows it.
  */
 export function crashHooksFromEnv(env: NodeJS.ProcessEnv = process.env): CrashHooks | undefined {
-  const spec = env['TRICKLE_CRASH_AT'];
+  const crash = crashAt(env['TRICKLE_CRASH_AT']);
+  const trace = env['TRICKLE_TRACE'];
+  if (!trace) return crash;
+  return {
+    afterPersist: (reason, record) => {
+      appendFileSync(trace, `${jsonLine({ reason, ...tracedFields(record) })}\n`);
+      crash?.afterPersist?.(reason, record);
+    },
+    ...(crash?.afterSend && { afterSend: crash.afterSend }),
+  };
+}
+
+function crashAt(spec: string | undefined): CrashHooks | undefined {
   if (!spec) return undefined;
   const parts = spec.split(':');
   const sent = parts[0] === 'sent';
@@ -81,8 +100,42 @@ export function crashHooksFromEnv(env: NodeJS.ProcessEnv = process.env): CrashHo
     : { afterPersist: (reason) => void (reason === what && hit()) };
 }
 
+/**
+ * Test hook: TRICKLE_SESSION_RTO_MS="<initial>,<max>,<retransmits>[,<handshake>]" shortens the session
+ * layer's retransmission schedule (default 1000, 30000, 6: a minute) after which an unanswered session
+ * counts as dead and is handshaken anew, and the first wait for a handshake's answer (default 2000, then
+ * doubling). A peer that was killed and restarted with nothing to resume never reconnects by itself, so
+ * until then its messages vanish; the crash harness, which restarts processes hundreds of times, sets a
+ * few seconds. Unset in normal use.
+ */
+export function sessionOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): MessengerOptions['session'] | undefined {
+  const spec = env['TRICKLE_SESSION_RTO_MS'];
+  if (!spec) return undefined;
+  const values = spec.split(',').map(Number);
+  const [initialRtoMs, maxRtoMs, maxRetransmits, handshakeTimeoutMs] = values;
+  if ((values.length !== 3 && values.length !== 4) || !values.every((n) => Number.isSafeInteger(n) && n > 0)) {
+    throw new RangeError('TRICKLE_SESSION_RTO_MS expected "<initial ms>,<max ms>,<retransmits>[,<handshake ms>]"');
+  }
+  return {
+    reliability: { initialRtoMs: initialRtoMs!, maxRtoMs: maxRtoMs!, maxRetransmits: maxRetransmits! },
+    ...(handshakeTimeoutMs !== undefined && { handshakeTimeoutMs }),
+  };
+}
+
+/** The record fields TRICKLE_TRACE writes: one-way payments, revocable commitments, the closing spend. */
+const TRACED_FIELDS = ['role', 'phase', 'tempChannelId', 'channelId', 'fundingOutpoint', 'payment', 'acked', 'localCommit', 'remoteCommit', 'remoteNext', 'sentCount', 'receivedCount', 'stale', 'outcome'];
+
+function tracedFields(record: unknown): Record<string, unknown> {
+  const r = record as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of TRACED_FIELDS) if (r[key] !== undefined) out[key] = r[key];
+  const closing = r['closing'] as { kind: string; txid: string; commitmentNumber?: bigint } | undefined;
+  if (closing) out['closing'] = { kind: closing.kind, txid: closing.txid, commitmentNumber: closing.commitmentNumber };
+  return out;
+}
+
 export interface CrashHooks {
-  afterPersist?(reason: string): void;
+  afterPersist?(reason: string, record: unknown): void;
   afterSend?(message: WireMessage): void;
 }
 
@@ -200,7 +253,9 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
       ...(walletFallback !== undefined && { fallbackFeeratePerKw: walletFallback }),
     });
     const depth = onRegtest ? 1 : 3;
-    messenger = await startMqttMessenger({ url: options.brokerUrl, identity: keys.identity });
+    const session = sessionOptionsFromEnv();
+    // Inbound held until both channel runtimes listen (see MessengerOptions.holdInbound).
+    messenger = await startMqttMessenger({ url: options.brokerUrl, identity: keys.identity, holdInbound: true, ...(session && { session }) });
     const hooks = crashHooksFromEnv();
     const node = await OnewayNode.start({
       messenger,
@@ -233,6 +288,7 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
       await node.stop();
       throw error;
     }
+    messenger.releaseInbound();
     if (options.offers) await messenger.announce(options.offers);
     const m = messenger;
     const c = chain;
