@@ -129,3 +129,23 @@ test('a failed pipelined commit: nothing more is sent on that channel, the durab
   await stopParty(device);
   await stopParty(provider);
 });
+
+test('a duplicate payment arriving while its commit is under way is acknowledged only once the commit resolved', async () => {
+  // Found by the crash harness: the duplicate's step persists nothing, and its ack went out at once for the
+  // in-memory record, ahead of the disk; a SIGKILL then left the payer holding an ack the payee had lost.
+  const stores = { payer: new SlowStore(), payee: new SlowStore() };
+  const { provider, device, channel } = await openPair(stores);
+  const payeeSends = watchSends(provider, stores.payee);
+  const send = device.messenger.send.bind(device.messenger);
+  device.messenger.send = async (peer, message: WireMessage) => {
+    await send(peer, message);
+    if (message.type === 'oneway_pay') await send(peer, message); // a resend: a new session message, same payment
+  };
+  await Promise.all(Array.from({ length: 50 }, () => channel.pay(1_000n)));
+  await until(() => provider.node.channel(channel.id)!.payments === 50n, 'all stored');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(payeeSends.length > 0);
+  for (const s of payeeSends) assert.ok(s.durable >= s.number, `${s.type} ${s.number} sent with only ${s.durable} durable`);
+  await stopParty(device);
+  await stopParty(provider);
+});

@@ -622,7 +622,13 @@ export class OnewayNode {
               this.#send(peer, message);
             });
           } else {
-            this.#send(slot.record.peer, effect.message);
+            // Still behind every commit under way: a step that persists nothing (a duplicate's or a
+            // resume's ack) speaks for the in-memory record, which may be ahead of what is durable.
+            const { peer } = slot.record;
+            const { message } = effect;
+            slot.pipeline = slot.pipeline.then(() => {
+              if (!slot.broken) this.#send(peer, message);
+            });
           }
           break;
         case 'sign': {
