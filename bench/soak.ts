@@ -66,13 +66,14 @@ const result = await runCrashHarness({
   onRun: (r) => {
     if (values.json) return;
     process.stderr.write(`run ${r.index} ${r.kind} (${r.label}) seed ${r.seed}: ${r.injections} kills [${r.points.join(' ')}] ${r.durationMs} ms` +
-      `${r.violations.length ? ` — ${r.violations.length} VIOLATION(S)` : ''}\n`);
+      `${r.violations.length ? ` — ${r.violations.length} VIOLATION(S)` : ''}${r.stalls.length ? ` — ${r.stalls.length} open stall(s)` : ''}\n`);
   },
 });
 if (values.json) process.stdout.write(`${JSON.stringify({ seed, ...result })}\n`);
 else {
-  process.stdout.write(`soak: runs ${result.runs}, injections ${result.injections}, violations ${result.violations.length} ` +
+  process.stdout.write(`soak: runs ${result.runs}, injections ${result.injections}, violations ${result.violations.length}, open stalls ${result.stalls.length} ` +
     `(seed ${seed}, ${(result.durationMs / 1000).toFixed(1)} s)\n`);
   for (const v of result.violations) process.stdout.write(`  violation: ${v}\n`);
+  for (const v of result.stalls) process.stdout.write(`  open stall (known, not an invariant): ${v}\n`);
 }
 process.exit(result.violations.length > 0 ? 1 : 0);

@@ -13,11 +13,13 @@ import { runCrashHarness } from './helpers/crash-harness.js';
 
 const MIN_INJECTIONS = 200;
 
-test(`at least ${MIN_INJECTIONS} SIGKILLs of payer, payee and both revocable peers: nothing lost, nothing twice, no revoked state out`, async () => {
+test(`at least ${MIN_INJECTIONS} SIGKILLs of payer, payee and both revocable peers: nothing lost, nothing twice, no revoked state out`, async (t) => {
   const seed = process.env['CRASH_SEED'] !== undefined ? Number(process.env['CRASH_SEED']) : 20_251_121;
   const result = await runCrashHarness({ runs: 400, injections: MIN_INJECTIONS, seed, concurrency: 2 });
   const summary = `seed ${seed}: ${result.runs} runs, ${result.injections} kills in ${(result.durationMs / 1000).toFixed(0)} s ` +
     `(one-way ${result.byKind.oneway.injections}, revocable ${result.byKind.rsmc.injections}); by point: ${JSON.stringify(result.points)}`;
+  // Known: an RSMC open interrupted by a kill can stall (HarnessResult.stalls); reported, not hidden.
+  for (const stall of result.stalls) t.diagnostic(`open stall (known liveness gap): ${stall}`);
   assert.deepEqual(result.violations, [], summary);
   assert.ok(result.injections >= MIN_INJECTIONS, summary);
   // Both kinds of channel, both roles of each, and both crash hooks and kills at random moments.
