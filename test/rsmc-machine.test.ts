@@ -245,3 +245,16 @@ test('the accepter checks the funding output it was told about: a wrong script f
   assert.equal(d.a.record!.readySent, false);
   assert.equal(d.b.record!.readySent, false);
 });
+
+test('the opener can abandon an open it holds commitment 0 of, before signing its inputs; late funding signatures change nothing', async () => {
+  // Found by the crash harness: an accepter restarted without the open left the opener in funding_signed
+  // with its coins reserved and no way out.
+  const d = new RsmcDriver();
+  await d.open(100_000n, 80_000n, 0n, (x) => x.a.record?.phase === 'funding_signed' && x.a.record.localCommit !== undefined);
+  await d.apply(d.a, { kind: 'close', cooperative: true });
+  assert.equal(d.a.record!.phase, 'aborted');
+  assert.ok(d.a.events.some((e) => e.type === 'failed'));
+  await d.deliverAll(); // B's funding_tx_signatures, if it was still on its way, and B's view of the error
+  assert.equal(d.a.record!.phase, 'aborted');
+  assert.equal(d.chain.mempool().length, 0, 'no funding transaction broadcast');
+});

@@ -74,7 +74,7 @@ export class RsmcDriver {
   }
 
   /** Open a channel A → B (A funds `localSat`, asks B for `remoteSat`), run to 'open'. */
-  async open(localSat: bigint, remoteSat = 0n, pushMsat = 0n): Promise<void> {
+  async open(localSat: bigint, remoteSat = 0n, pushMsat = 0n, stopWhen?: (d: RsmcDriver) => boolean): Promise<void> {
     this.tip = (await this.chain.tipHeight());
     const step = openerStart(
       {
@@ -112,6 +112,13 @@ export class RsmcDriver {
     if (!result.ok) throw new Error(`accepter refused: ${result.message}`);
     this.b.record = result.step.record;
     await this.execute(this.b, result.step.effects);
+    if (stopWhen) {
+      // Deliver one message at a time and leave the open where `stopWhen` holds.
+      while (!stopWhen(this)) {
+        if (!(await this.deliverOne(this.a)) && !(await this.deliverOne(this.b))) throw new Error('the open stopped before stopWhen held');
+      }
+      return;
+    }
     await this.deliverAll();
     await this.mine(1);
     await this.deliverAll();

@@ -669,6 +669,8 @@ function onFundingSigned(record: RsmcRecord, msg: Extract<WireMessage, { type: '
 }
 
 function onFundingTxSignatures(record: RsmcRecord, msg: Extract<WireMessage, { type: 'funding_tx_signatures' }>): RsmcStep {
+  // An abandoned open stays abandoned: signing our inputs now would fund a channel we no longer track.
+  if (record.phase === 'aborted') return unchanged(record);
   if (record.remoteInputs.length === 0 || !record.fundingTx || !record.remoteCommit) return rejection(record, 'BAD_STATE', 'funding_tx_signatures not expected');
   if (record.remoteWitnessesReceived) return unchanged(record); // a retransmission
   const tx = Transaction.fromBuffer(Buffer.from(record.fundingTx));
@@ -703,6 +705,7 @@ function onFundingTxSignatures(record: RsmcRecord, msg: Extract<WireMessage, { t
 }
 
 function onFundingInputsSigned(record: RsmcRecord, tx: Uint8Array): RsmcStep {
+  if (record.phase === 'aborted') return unchanged(record);
   if (!record.fundingTx || record.fundingBroadcast && record.role === 'opener') return unchanged(record);
   const r = copy(record);
   // Only witnesses may differ: the transaction (and its txid) was fixed before anyone signed.
@@ -1107,6 +1110,12 @@ function onChannelReestablish(record: RsmcRecord, msg: Extract<WireMessage, { ty
 
 function onCloseCommand(record: RsmcRecord, cooperative: boolean): RsmcStep {
   if (!isLive(record)) throw new RsmcError('BAD_STATE', `the channel is ${record.phase}`);
+  // The opener before it signed its funding inputs (it does so only on leaving funding_signed): nobody can
+  // broadcast the funding, so the open can be abandoned and the coins released, even with commitment 0 held
+  // (an accepter that lost the open after a crash would otherwise keep them reserved for ever).
+  if (record.role === 'opener' && record.phase === 'funding_signed' && !record.fundingBroadcast) {
+    return abort(copy(record), 'STOPPED', 'open abandoned', true);
+  }
   if (!record.localCommit) {
     if (record.phase === 'negotiating' || record.phase === 'contributing' || (record.role === 'opener' && record.phase === 'funding_signed')) {
       return abort(copy(record), 'STOPPED', 'open abandoned', true);
