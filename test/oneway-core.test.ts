@@ -940,3 +940,20 @@ test('[§3.2] the payer never signs the funding without a valid refund signature
   assert.equal(step.record.phase, 'refund_held');
   assert.ok(step.record.fundingOutpoint && fundingOutputScriptOf(step.record).length === 34);
 });
+
+test('[§3.3] a payer restarted after storing a payment the payee never got, closing at once, still settles for it', async () => {
+  // Found by the crash harness: close_request went out before the resume exchange resent the payment, and
+  // the payee settled one payment short.
+  const { duo } = await openDuo([1_000_000n, 1_000_000n]);
+  await duo.payerInput({ kind: 'pay', incrementMsat: 1_000_000n });
+  duo.toPayee.length = 0; // the third payment is stored by the payer, then the process dies before it leaves
+  duo.payer.record = decodeRecord(persist(duo.payer.record)) as PayerRecord; // the restart reads it back
+  await duo.payerInput({ kind: 'resync' });
+  await duo.payerInput({ kind: 'close' }); // nothing left to pay: close at once, before the payee's resume arrives
+  await duo.payeeInput({ kind: 'resync' });
+  await duo.pump();
+  const settlement = duo.payee!.broadcasts.find((b) => b.purpose === 'settlement');
+  assert.ok(settlement);
+  await duo.confirmSpend(settlement.tx);
+  assert.equal(duo.payee!.record.outcome?.payeeValueSat, 3_000n, 'the payee settled with every payment the payer signed');
+});

@@ -27,7 +27,7 @@ import { runRsmc } from './crash-rsmc.js';
 export type RunKind = 'oneway' | 'rsmc';
 
 /** The RSMC open liveness failures reported as `stalls` (HarnessResult). */
-const OPEN_STALL = /liveness: (the open made no progress|A cannot abandon its open|an earlier open still holds A's coins)/;
+const OPEN_STALL = /liveness: (the open made no progress|A cannot abandon its open|an earlier open still holds [AB]'s coins)/;
 
 export interface HarnessOptions {
   /** How many runs (at most, with `injections`). */

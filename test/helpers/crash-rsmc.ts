@@ -303,7 +303,15 @@ export async function runRsmc(ctx: RunContext): Promise<RunStats> {
           await abandonOpens();
           continue;
         }
-        violation(`the open failed: ${res.error}`);
+        const theirs = pendingOpens(peers.B);
+        if (/peer error INSUFFICIENT_FUNDS/.test(res.error ?? '') && theirs.size > 0) {
+          // B's coins are held by an earlier stalled open of its own (only B could abandon it, and it cannot
+          // once it has signed: the stall this run already reported).
+          violation(`liveness: an earlier open still holds B's coins (${describe(theirs)}): ${res.error}`);
+          throw new Abort();
+        }
+        // With no open under way that holds them, the coins are locked by nothing: a leak.
+        violation(`the open failed: ${res.error} (A opening: ${describe(pending)}; B opening: ${describe(theirs)})`);
         throw new Abort();
       }
       // The opener died: its channel goes on from where it was stored, if it was stored (and is abandoned

@@ -469,12 +469,25 @@ function onClose(record: PayerRecord): Step<PayerRecord> {
       const next: PayerRecord = { ...record, phase: 'closing', closeRequested: true };
       return {
         record: next,
-        effects: [{ kind: 'persist', reason: 'closing' }, send({ type: 'oneway_close_request', channelId: record.channelId! }), phaseEvent(next)],
+        effects: [{ kind: 'persist', reason: 'closing' }, ...latestPaymentAgain(record), send({ type: 'oneway_close_request', channelId: record.channelId! }), phaseEvent(next)],
       };
     }
     default:
       return unchanged(record);
   }
+}
+
+/**
+ * Our latest signed payment again, ahead of a close request (found by the crash harness: a payer restarted
+ * after signing and storing its last payment, with nothing left to pay, asked to close before the resume
+ * exchange resent it, and the payee settled one payment short). The session delivers in order, so the payee
+ * stores it (or acknowledges a duplicate) before it settles. `always`: even if it looks acknowledged.
+ */
+function latestPaymentAgain(record: PayerRecord, always = false): Effect[] {
+  const { payment } = record;
+  if (!payment.signature || payment.number === 0n || !record.channelId) return [];
+  if (!always && record.acked.number >= payment.number) return [];
+  return [send(payMessage(record))];
 }
 
 function onResync(record: PayerRecord): Step<PayerRecord> {
@@ -495,7 +508,9 @@ function onResync(record: PayerRecord): Step<PayerRecord> {
     case 'closing': {
       const effects: Effect[] = [{ kind: 'watch', outpoint: record.fundingOutpoint! }];
       if (record.channelId) effects.push(send(resumeMessage(record)));
-      if (record.closeRequested && record.channelId) effects.push(send({ type: 'oneway_close_request', channelId: record.channelId }));
+      // After a restart we do not know whether our latest payment arrived (acks are not stored): send it
+      // again ahead of the close request, or the payee may settle without it.
+      if (record.closeRequested && record.channelId) effects.push(...latestPaymentAgain(record, true), send({ type: 'oneway_close_request', channelId: record.channelId }));
       return { record, effects };
     }
     default:
