@@ -904,3 +904,24 @@ test('simnet: the block scanner agrees with the simnet index through spends and 
   await same();
   assert.ok((await scanner.listUnspent(SCAN_SCRIPTS)).some((u) => u.outpoint.txid === funding.fundingOutpoint.txid));
 });
+
+test('coin locks no live channel owns are released at start; those a live channel owns stay (crash harness finding)', async () => {
+  const { releaseOrphanedCoinLocks } = await import('../src/cli/setup.js');
+  const chain = new Simnet();
+  for (const v of [100_000n, 200_000n]) await chain.faucet(RECEIVE, v);
+  await chain.mine(1);
+  const store = new MemoryStore();
+  let wallet = await openWallet(chain, { store });
+  const owned = (await wallet.selectCoins(150_000n, 2500n)).coins[0]!.outpoint;
+  const orphan = (await wallet.selectCoins(50_000n, 2500n)).coins[0]!.outpoint;
+  // A restart: the locks come back from the store; only the first coin's channel record was stored.
+  wallet = await openWallet(chain, { store });
+  assert.equal(wallet.lockedOutpoints().length, 2);
+  const payer = { role: 'payer', phase: 'refund_held', fundingInputs: [{ outpoint: owned }] } as never;
+  const aborted = { role: 'payer', phase: 'aborted', fundingInputs: [{ outpoint: orphan }] } as never;
+  const released = await releaseOrphanedCoinLocks(wallet, { oneway: [payer, aborted], rsmc: [] });
+  assert.deepEqual(released, [`${orphan.txid}:${orphan.vout}`]);
+  assert.deepEqual(wallet.lockedOutpoints(), [`${owned.txid}:${owned.vout}`]);
+  wallet = await openWallet(chain, { store });
+  assert.deepEqual(wallet.lockedOutpoints(), [`${owned.txid}:${owned.vout}`], 'the release is durable');
+});

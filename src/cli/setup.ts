@@ -11,9 +11,11 @@ import { join } from 'node:path';
 import { bytesToHex, hexToBytes } from '../bytes.js';
 import { hmacSha256 } from '../crypto/hash.js';
 import { isValidSecretKey } from '../crypto/secp256k1.js';
-import { OnewayNode, type OnewayNodeOptions } from '../channel/oneway/node.js';
+import { isLive as isLiveOneway, OnewayNode, type OnewayNodeOptions } from '../channel/oneway/node.js';
+import type { OnewayRecord } from '../channel/oneway/state.js';
 import { createPeer, type RsmcNode, type RsmcNodeOptions } from '../channel/rsmc/node.js';
-import type { RsmcPolicy } from '../channel/rsmc/types.js';
+import { isLive as isLiveRsmc } from '../channel/rsmc/machine.js';
+import type { RsmcPolicy, RsmcRecord } from '../channel/rsmc/types.js';
 import type { PayeeOffer } from '../channel/oneway/payee.js';
 import type { Messenger, MessengerOptions } from '../node/messenger.js';
 import type { WireMessage } from '../wire/index.js';
@@ -132,6 +134,31 @@ function tracedFields(record: unknown): Record<string, unknown> {
   const closing = r['closing'] as { kind: string; txid: string; commitmentNumber?: bigint } | undefined;
   if (closing) out['closing'] = { kind: closing.kind, txid: closing.txid, commitmentNumber: closing.commitmentNumber };
   return out;
+}
+
+/**
+ * Release coin locks that no live channel owns. A funding's coins are locked (durably) before the channel
+ * record that uses them is stored; a process killed in between left them locked for ever, and the next open
+ * failed with INSUFFICIENT_FUNDS (found by the crash harness). Run at start, after both runtimes loaded
+ * their records and before any new open. Locks of coins a closed channel spent go too: they are spent.
+ * Returns the released outpoints ("txid:vout").
+ */
+export async function releaseOrphanedCoinLocks(
+  wallet: Pick<DeviceWallet, 'lockedOutpoints' | 'release'>,
+  records: { oneway: readonly Readonly<OnewayRecord>[]; rsmc: readonly Readonly<RsmcRecord>[] },
+): Promise<string[]> {
+  const owned = new Set<string>();
+  for (const r of records.oneway) {
+    if (r.role === 'payer' && isLiveOneway(r)) for (const i of r.fundingInputs ?? []) owned.add(`${i.outpoint.txid}:${i.outpoint.vout}`);
+  }
+  for (const r of records.rsmc) {
+    if (isLiveRsmc(r)) for (const i of r.localInputs) owned.add(`${i.coin.outpoint.txid}:${i.coin.outpoint.vout}`);
+  }
+  const orphans = wallet.lockedOutpoints().filter((key) => !owned.has(key));
+  if (orphans.length > 0) {
+    await wallet.release(orphans.map((key) => ({ txid: key.slice(0, 64), vout: Number(key.slice(65)) })));
+  }
+  return orphans;
 }
 
 export interface CrashHooks {
@@ -288,6 +315,10 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
       await node.stop();
       throw error;
     }
+    await releaseOrphanedCoinLocks(wallet, {
+      oneway: node.channels().map((c) => c.snapshot()),
+      rsmc: rsmc?.channels().map((c) => c.snapshot()) ?? [],
+    });
     messenger.releaseInbound();
     if (options.offers) await messenger.announce(options.offers);
     const m = messenger;
