@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Transaction } from 'bitcoinjs-lib';
 import { RsmcError } from '../src/channel/rsmc/errors.js';
-import { checkInvariants, RsmcDriver } from './helpers/rsmc-driver.js';
+import { checkInvariants, DriverCrash, RsmcDriver } from './helpers/rsmc-driver.js';
 
 let ref = 0;
 async function pay(d: RsmcDriver, from: 'a' | 'b', amountMsat: bigint): Promise<void> {
@@ -244,6 +244,52 @@ test('the accepter checks the funding output it was told about: a wrong script f
   assert.ok([d.a, d.b].some((s) => s.record!.failure?.code === 'FUNDING_MISMATCH'), 'FUNDING_MISMATCH on one side');
   assert.equal(d.a.record!.readySent, false);
   assert.equal(d.b.record!.readySent, false);
+});
+
+test('a dual-funding accepter killed between storing funding_signed and signing its inputs signs them after its restart; the open completes', async () => {
+  // Found by the crash harness: nothing made the restarted accepter sign, and the opener waited for ever.
+  const d = new RsmcDriver();
+  d.crashAfterPersist = (s, reason) => s === d.b && reason === 'funding-signed';
+  await assert.rejects(d.open(100_000n, 80_000n, 0n, () => false), DriverCrash);
+  d.crashAfterPersist = undefined;
+  await d.restart(d.b);
+  assert.equal(d.b.record!.phase, 'funding_signed');
+  assert.ok(d.b.record!.localCommit, 'commitment 0 was stored before the kill');
+  await d.reconnect();
+  await d.deliverAll();
+  await d.mine(1);
+  await d.deliverAll();
+  assert.equal(d.a.record!.phase, 'open');
+  assert.equal(d.b.record!.phase, 'open');
+  assert.equal(d.b.record!.fundingSat, 180_000n);
+  assert.equal(d.b.coinReleases, 0);
+});
+
+test('a dual-funding accepter that has not signed its inputs abandons the open on the opener\'s error and releases its coins; once it signed, it keeps them', async () => {
+  // Unsigned: the funding cannot be valid without our inputs, so nothing can reach the chain.
+  const d = new RsmcDriver();
+  d.crashAfterPersist = (s, reason) => s === d.b && reason === 'funding-signed';
+  await assert.rejects(d.open(100_000n, 80_000n, 0n, () => false), DriverCrash);
+  d.crashAfterPersist = undefined;
+  await d.restart(d.b);
+  await d.apply(d.a, { kind: 'close', cooperative: true }); // the opener gives up (what the harness's user did)
+  assert.equal(d.a.record!.phase, 'aborted');
+  await d.deliverAll();
+  assert.equal(d.b.record!.phase, 'aborted');
+  assert.equal(d.b.coinReleases, 1);
+  assert.equal(d.chain.mempool().length, 0);
+
+  // Signed and given to the opener: the opener could still complete and broadcast the funding, so the
+  // accepter keeps its coins reserved and waits for the chain (it fails the channel, it does not abort).
+  const e = new RsmcDriver();
+  await e.open(100_000n, 80_000n, 0n, (x) => x.b.record?.phase === 'funding_signed' && x.b.durable?.fundingTx !== undefined && x.a.inbox.some((m) => m.type === 'funding_tx_signatures'));
+  await e.apply(e.b, { kind: 'message', message: { type: 'error', channelId: e.b.record!.channelId!, code: 0, message: 'gone' } as never });
+  assert.notEqual(e.b.record!.phase, 'aborted');
+  assert.equal(e.b.coinReleases, 0);
+  await assert.rejects(
+    (async () => e.apply(e.b, { kind: 'close', cooperative: true }))(),
+    (err: RsmcError) => err.code === 'BAD_STATE',
+  );
 });
 
 test('the opener can abandon an open it holds commitment 0 of, before signing its inputs; late funding signatures change nothing', async () => {

@@ -34,7 +34,12 @@ export interface DriverSide {
   /** Secrets this side released, by commitment number. */
   released: Set<bigint>;
   persists: number;
+  /** How many times this side released the coins it contributed to a funding. */
+  coinReleases: number;
 }
+
+/** Thrown by the driver where `crashAfterPersist` says the process dies (right after a persist). */
+export class DriverCrash extends Error {}
 
 const KEY_INDEX = 7;
 
@@ -49,6 +54,8 @@ export class RsmcDriver {
   tip = 0;
   /** Effects and messages are traced here when set (debugging). */
   trace: string[] | undefined;
+  /** When it answers true the side "dies" right after that persist: DriverCrash is thrown; then `restart` it. */
+  crashAfterPersist: ((s: DriverSide, reason: string) => boolean) | undefined;
 
   constructor(seedA = 0x11, seedB = 0x22) {
     this.a = side('a', seedA);
@@ -65,7 +72,7 @@ export class RsmcDriver {
       signedRemote: new Map(s.signedRemote),
       released: new Set(s.released),
     });
-    Object.assign(d, { chain: this.chain, a: clone(this.a), b: clone(this.b), tip: this.tip, trace: undefined });
+    Object.assign(d, { chain: this.chain, a: clone(this.a), b: clone(this.b), tip: this.tip, trace: undefined, crashAfterPersist: undefined });
     return d;
   }
 
@@ -186,6 +193,7 @@ export class RsmcDriver {
           // Through the real codec: what a restart reads back (unsigned updates are not stored).
           s.durable = decodeRecord(encodeRecord(r));
           s.persists++;
+          if (this.crashAfterPersist?.(s, effect.reason)) throw new DriverCrash(`${s.name} killed after persisting ${effect.reason}`);
           break;
         case 'send':
           this.other(s).inbox.push(effect.message);
@@ -232,6 +240,7 @@ export class RsmcDriver {
           break;
         }
         case 'release-coins':
+          s.coinReleases++;
           break;
         case 'sign-closing': {
           const signature = await s.signer.signInput({ key: loc('funding'), tx: effect.tx, inputIndex: 0, scriptCode: fundingScriptOf(r), valueSat: r.fundingSat });
@@ -299,6 +308,7 @@ function side(name: 'a' | 'b', seed: number): DriverSide {
     signedRemote: new Map(),
     released: new Set(),
     persists: 0,
+    coinReleases: 0,
   };
 }
 

@@ -194,7 +194,7 @@ function failChannel(record: RsmcRecord, code: RsmcErrorCode, message: string, t
   if (r.phase === 'closing' || r.phase === 'closed' || r.phase === 'aborted') {
     return { record: r, effects: [{ kind: 'persist', reason: 'failed' }, ev({ type: 'failed', code, message })] };
   }
-  if (!r.localCommit || (!r.fundingBroadcast && r.role === 'opener' && r.phase !== 'awaiting_ready' && r.phase !== 'open' && r.phase !== 'shutting_down')) {
+  if (!r.localCommit || (!r.fundingBroadcast && r.role === 'opener' && r.phase !== 'awaiting_ready' && r.phase !== 'open' && r.phase !== 'shutting_down') || unsignedDualAccepter(r)) {
     return abort(r, code, message, tellPeer);
   }
   r.phase = 'closing';
@@ -203,6 +203,14 @@ function failChannel(record: RsmcRecord, code: RsmcErrorCode, message: string, t
   effects.push(ev({ type: 'failed', code, message }), ev({ type: 'phase', phase: 'closing' }));
   if (!r.stale) effects.push({ kind: 'broadcast-commitment' });
   return { record: r, effects };
+}
+
+/**
+ * A dual-funding accepter that has not signed its funding inputs yet: the funding cannot be valid without
+ * them, so nothing can reach the chain and the open may be abandoned, releasing our coins.
+ */
+function unsignedDualAccepter(r: RsmcRecord): boolean {
+  return r.role === 'accepter' && r.localFundingSat > 0n && r.phase === 'funding_signed' && !r.fundingBroadcast && !hasOurWitnesses(r);
 }
 
 /** Abandon an open before any money is committed: release our coins. */
@@ -649,8 +657,19 @@ function hasOurWitnesses(r: RsmcRecord): boolean {
 
 function retransmitFundingSigned(r: RsmcRecord): RsmcEffect[] {
   const effects: RsmcEffect[] = [send({ type: 'funding_signed', channelId: r.channelId!, signature: r.openingSignature! })];
-  if (r.localFundingSat > 0n && hasOurWitnesses(r)) effects.push(send({ type: 'funding_tx_signatures', channelId: r.channelId!, witnesses: ourWitnesses(r) }));
+  if (r.localFundingSat > 0n) effects.push(...ourFundingWitnessesAgain(r));
   return effects;
+}
+
+/**
+ * Dual funding, accepter or opener: our input witnesses again if we gave them. An accepter that was stopped
+ * between storing funding_signed and signing its inputs signs them now (it has nothing else that would make it
+ * do so, and the opener waits for them).
+ */
+function ourFundingWitnessesAgain(r: RsmcRecord): RsmcEffect[] {
+  if (hasOurWitnesses(r)) return [send({ type: 'funding_tx_signatures', channelId: r.channelId!, witnesses: ourWitnesses(r) })];
+  if (r.role === 'accepter' && r.phase === 'funding_signed' && r.localCommit) return [{ kind: 'sign-funding-inputs' }];
+  return [];
 }
 
 function onFundingSigned(record: RsmcRecord, msg: Extract<WireMessage, { type: 'funding_signed' }>): RsmcStep {
@@ -1035,9 +1054,7 @@ function onConnected(record: RsmcRecord): RsmcStep {
   r.reestablishSent = true;
   const effects: RsmcEffect[] = [send(reestablishMessage(r))];
   // A dual-funding exchange cut short: our witnesses again, if we gave them.
-  if (r.localFundingSat > 0n && r.remoteFundingSat > 0n && hasOurWitnesses(r) && !r.fundingBroadcast) {
-    effects.push(send({ type: 'funding_tx_signatures', channelId: r.channelId!, witnesses: ourWitnesses(r) }));
-  }
+  if (r.localFundingSat > 0n && r.remoteFundingSat > 0n && !r.fundingBroadcast) effects.push(...ourFundingWitnessesAgain(r));
   return { record: r, effects };
 }
 
@@ -1113,7 +1130,7 @@ function onCloseCommand(record: RsmcRecord, cooperative: boolean): RsmcStep {
   // The opener before it signed its funding inputs (it does so only on leaving funding_signed): nobody can
   // broadcast the funding, so the open can be abandoned and the coins released, even with commitment 0 held
   // (an accepter that lost the open after a crash would otherwise keep them reserved for ever).
-  if (record.role === 'opener' && record.phase === 'funding_signed' && !record.fundingBroadcast) {
+  if ((record.role === 'opener' && record.phase === 'funding_signed' && !record.fundingBroadcast) || unsignedDualAccepter(record)) {
     return abort(copy(record), 'STOPPED', 'open abandoned', true);
   }
   if (!record.localCommit) {
