@@ -127,6 +127,40 @@ test('unilateral close: our commitment, the to_local sweep only after to_self_de
   assert.ok(b > 69_000n && b < 70_000n, `B received ${b}`);
 });
 
+test('a unilateral close mid-update settles the transfer in flight by the commitment that reached the chain, on both sides alike', async () => {
+  // Found by the crash harness: B closed with its newest commitment before its revoke_and_ack reached A;
+  // B counted its payment sent, A never counted it received, though the chain paid it to A.
+  for (const closer of ['a', 'b'] as const) {
+    for (let k = 0; ; k++) {
+      const d = new RsmcDriver();
+      await d.open(200_000n);
+      await pay(d, 'a', 100_000_000n);
+      await d.deliverAll();
+      const before = { a: d.a.record!.receivedCount, b: d.b.record!.sentCount };
+      const payRef = ++ref;
+      await d.apply(d.b, { kind: 'pay', amountMsat: 30_000_000n, ref: payRef });
+      let delivered = 0;
+      while (delivered < k && ((await d.deliverOne(d.a)) || (await d.deliverOne(d.b)))) delivered++;
+      const done = delivered < k; // the update ran to the end before k deliveries: last case
+      const s = d[closer];
+      await d.apply(s, { kind: 'close', cooperative: false });
+      const [txid] = d.chain.mempool();
+      const commitment = (await d.chain.getTransaction(txid!))!.tx;
+      const onChain = s.record!.localCommit!.spec;
+      const included = (closer === 'b' ? onChain.localMsat : onChain.remoteMsat) === 70_000_000n;
+      await d.mine(1);
+      await d.reportFundingSpend(commitment, d.tip);
+      const at = `closer ${closer}, after ${delivered} deliveries`;
+      assert.equal(d.a.record!.receivedCount - before.a, included ? 1n : 0n, `A's count, ${at}`);
+      assert.equal(d.b.record!.sentCount - before.b, included ? 1n : 0n, `B's count, ${at}`);
+      const outcome = d.b.events.filter((e) => (e.type === 'payment-sent' || e.type === 'payment-failed') && e.ref === payRef).map((e) => e.type);
+      assert.deepEqual(outcome, [included ? 'payment-sent' : 'payment-failed'], `B's pay() outcome, ${at}`);
+      assert.equal(d.a.events.filter((e) => e.type === 'payment-received' && e.amountMsat === 30_000_000n).length, included ? 1 : 0, `A's payment-received, ${at}`);
+      if (done) break;
+    }
+  }
+});
+
 test('breach: B broadcasts a revoked commitment, A punishes it at once and B gets nothing from to_local', async () => {
   const d = new RsmcDriver();
   await d.open(200_000n);
@@ -290,6 +324,41 @@ test('a dual-funding accepter that has not signed its inputs abandons the open o
     (async () => e.apply(e.b, { kind: 'close', cooperative: true }))(),
     (err: RsmcError) => err.code === 'BAD_STATE',
   );
+});
+
+test('an opener killed between storing funding_signed and signing its inputs signs and broadcasts after its restart (single and dual funded)', async () => {
+  for (const remoteSat of [0n, 80_000n]) {
+    const d = new RsmcDriver();
+    d.crashAfterPersist = (s, reason) => s === d.a && reason === (remoteSat > 0n ? 'funding-tx-signed' : 'funding-signed') && s.record!.phase === 'funding_signed';
+    await assert.rejects(d.open(100_000n, remoteSat, 0n, () => false), DriverCrash);
+    d.crashAfterPersist = undefined;
+    await d.restart(d.a);
+    assert.equal(d.a.record!.phase, 'funding_signed');
+    assert.equal(d.chain.mempool().length, 0, 'nothing broadcast before the kill');
+    await d.reconnect();
+    await d.deliverAll();
+    await d.mine(1);
+    await d.deliverAll();
+    assert.equal(d.a.record!.phase, 'open', `remoteSat ${remoteSat}`);
+    assert.equal(d.b.record!.phase, 'open', `remoteSat ${remoteSat}`);
+  }
+});
+
+test('an opener told "unknown channel" for its funding_created (the accepter lost the open) gives the open up and releases its coins', async () => {
+  const d = new RsmcDriver();
+  await d.open(100_000n, 0n, 0n, (x) => x.b.inbox.some((m) => m.type === 'funding_created'));
+  d.b.record = undefined; // B stopped before storing anything: it never heard of this channel
+  d.b.inbox.length = 0;
+  const temp = d.a.record!.tempChannelId;
+  await d.apply(d.a, { kind: 'message', message: { type: 'warning', channelId: temp, code: 0x0201, message: 'unknown channel' } });
+  assert.equal(d.a.record!.phase, 'aborted');
+  assert.equal(d.a.coinReleases, 1);
+  assert.equal(d.chain.mempool().length, 0);
+  // Any other warning changes nothing.
+  const e = new RsmcDriver();
+  await e.open(100_000n, 0n, 0n, (x) => x.b.inbox.some((m) => m.type === 'funding_created'));
+  await e.apply(e.a, { kind: 'message', message: { type: 'warning', channelId: e.a.record!.tempChannelId, code: 0x0101, message: 'slow down' } });
+  assert.equal(e.a.record!.phase, 'funding_signed');
 });
 
 test('the opener can abandon an open it holds commitment 0 of, before signing its inputs; late funding signatures change nothing', async () => {

@@ -1055,6 +1055,10 @@ function onConnected(record: RsmcRecord): RsmcStep {
   const effects: RsmcEffect[] = [send(reestablishMessage(r))];
   // A dual-funding exchange cut short: our witnesses again, if we gave them.
   if (r.localFundingSat > 0n && r.remoteFundingSat > 0n && !r.fundingBroadcast) effects.push(...ourFundingWitnessesAgain(r));
+  // An opener stopped between storing funding_signed and signing its inputs: nothing else would make it go on.
+  if (r.role === 'opener' && r.phase === 'funding_signed' && !r.fundingBroadcast && (r.remoteFundingSat === 0n || r.remoteWitnessesReceived)) {
+    effects.push({ kind: 'sign-funding-inputs' });
+  }
   return { record: r, effects };
 }
 
@@ -1301,7 +1305,8 @@ function onFundingSpent(record: RsmcRecord, input: Extract<RsmcInput, { kind: 'f
   setValidity(r);
   const wasClosing = r.phase === 'closing';
   r.phase = 'closing';
-  // Payments still in flight will never complete.
+  // Transfers in flight are decided by the commitment that reached the chain; proposals never will be.
+  effects.push(...settleByCommitment(r, c.kind, c.commitmentNumber));
   effects.push(...dropProposals(r, 'the channel closed on chain'));
   effects.unshift({ kind: 'persist', reason: 'closing' });
   if (!wasClosing) effects.push(ev({ type: 'phase', phase: 'closing' }));
@@ -1309,6 +1314,45 @@ function onFundingSpent(record: RsmcRecord, input: Extract<RsmcInput, { kind: 'f
   for (const p of r.closing.pending) effects.push({ kind: 'watch', outpoint: p.outpoint });
   effects.push(...resolvePending(r, ctx.tipHeight), ...maybeClosed(r));
   return { record: r, effects };
+}
+
+/**
+ * A commitment with transfers still in flight reached the chain: those it holds happened (our pay() calls
+ * complete, the peer's transfers are received), those it does not hold never will. Our commitment holds the
+ * peer's changes we received a signature for (acked and signed) and none of our uncompleted ones; the
+ * peer's current commitment holds our acked changes; its next one (signed by us, not yet revoked-for) holds
+ * our acked and signed ones and the peer's signed ones. A commitment we cannot place (a revoked one, one
+ * our record does not know) settles nothing here: the penalty or the lost state decides.
+ */
+function settleByCommitment(r: RsmcRecord, kind: string, number: bigint | undefined): RsmcEffect[] {
+  let sent: Change[];
+  let received: Change[];
+  if (kind === 'local-latest' && number === r.localCommit?.number) {
+    sent = [];
+    received = [...r.remoteChanges.acked, ...r.remoteChanges.signed];
+  } else if (kind === 'remote-latest' && number === r.remoteCommit?.number) {
+    sent = [...r.localChanges.acked];
+    received = [];
+  } else if (kind === 'remote-latest' && number !== undefined && number === r.remoteNext?.number) {
+    sent = [...r.localChanges.acked, ...r.localChanges.signed];
+    received = [...r.remoteChanges.signed];
+  } else {
+    return [];
+  }
+  const effects: RsmcEffect[] = [];
+  const sentIds = new Set(sent.map((c) => c.id));
+  for (const c of [...r.localChanges.acked, ...r.localChanges.signed]) {
+    if (sentIds.has(c.id)) effects.push(ev({ type: 'payment-sent', id: c.id, amountMsat: c.amountMsat, ...(c.ref !== undefined ? { ref: c.ref } : {}) }));
+    else if (c.ref !== undefined) effects.push(ev({ type: 'payment-failed', ref: c.ref, code: 'CHANNEL_CLOSING', message: 'not in the commitment that closed the channel' }));
+  }
+  for (const c of received) effects.push(ev({ type: 'payment-received', id: c.id, amountMsat: c.amountMsat }));
+  r.sentCount += BigInt(sent.length);
+  r.receivedCount += BigInt(received.length);
+  r.localChanges.acked = [];
+  r.localChanges.signed = [];
+  r.remoteChanges.acked = [];
+  r.remoteChanges.signed = [];
+  return effects;
 }
 
 /** Classify the recorded funding spend again (with what we now know) and resolve what became ours. */
@@ -1427,7 +1471,14 @@ function onBroadcastResult(record: RsmcRecord, input: Extract<RsmcInput, { kind:
 function onPeerError(record: RsmcRecord, msg: Extract<WireMessage, { type: 'error' | 'warning' }>): RsmcStep {
   const code = rsmcErrorCodeOf(msg.code);
   const text = `peer ${msg.type} ${code ?? `0x${msg.code.toString(16)}`}`;
-  if (msg.type === 'warning') return { record, effects: [ev({ type: 'rejected', code: code ?? 'PEER_ERROR', message: text })] };
+  if (msg.type === 'warning') {
+    // The accepter forgot the open (it had not stored it when it stopped) and answers our funding_created
+    // with "unknown channel". Before we sign our inputs nobody can broadcast the funding: give it up.
+    if (code === 'UNKNOWN_CHANNEL' && record.role === 'opener' && record.phase === 'funding_signed' && !record.fundingBroadcast) {
+      return abort(copy(record), 'PEER_ERROR', 'the peer does not know this open (it lost it)', false);
+    }
+    return { record, effects: [ev({ type: 'rejected', code: code ?? 'PEER_ERROR', message: text })] };
+  }
   // BOLT 1: an error fails the channel.
   if (record.phase === 'closing' || !isLive(record)) return unchanged(record);
   return failChannel(record, 'PEER_ERROR', text, false);
