@@ -361,6 +361,20 @@ test('an opener told "unknown channel" for its funding_created (the accepter los
   assert.equal(e.a.record!.phase, 'funding_signed');
 });
 
+test('an opener resending funding_created to an accepter that abandoned the open learns so and gives it up too (single and dual funded)', async () => {
+  for (const remoteSat of [0n, 80_000n]) {
+    const d = new RsmcDriver();
+    await d.open(100_000n, remoteSat, 0n, (x) => x.b.inbox.some((m) => m.type === 'funding_created'));
+    d.b.inbox.length = 0; // lost with the session
+    await d.reconnect(); // B, still negotiating, abandons the open on the disconnect; A sends funding_created again
+    assert.equal(d.b.record!.phase, 'aborted');
+    await d.deliverAll();
+    assert.equal(d.a.record!.phase, 'aborted', `remoteSat ${remoteSat}`);
+    assert.equal(d.a.coinReleases, 1);
+    assert.equal(d.chain.mempool().length, 0);
+  }
+});
+
 test('the opener can abandon an open it holds commitment 0 of, before signing its inputs; late funding signatures change nothing', async () => {
   // Found by the crash harness: an accepter restarted without the open left the opener in funding_signed
   // with its coins reserved and no way out.

@@ -295,8 +295,8 @@ export async function runRsmc(ctx: RunContext): Promise<RunStats> {
       if (abandoned) continue;
       if (!res.interrupted) {
         // The session with B was replaced mid-open (B restarted): the open fails and may be tried again.
-        // Or B lost the open in a restart and told A so ("unknown channel"): A gave it up.
-        if (/disconnected while opening|does not know this open/.test(res.error ?? '') && ++failedOpens < 10) continue;
+        // Or B lost the open in a restart, or abandoned it, and told A so: A gave it up.
+        if (/disconnected while opening|does not know this open|peer error STOPPED/.test(res.error ?? '') && ++failedOpens < 10) continue;
         const pending = pendingOpens(peers.A);
         if (/INSUFFICIENT_FUNDS/.test(res.error ?? '') && pending.size > 0 && ++failedOpens < 10) {
           // An earlier open that never finished still holds the wallet's coins.

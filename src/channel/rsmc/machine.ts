@@ -611,8 +611,17 @@ function onOpeningSignature(record: RsmcRecord, signature: Uint8Array): RsmcStep
   return { record: r, effects };
 }
 
+/**
+ * A peer resuming an open we abandoned (it restarted and sends funding_created or channel_reestablish
+ * again): tell it with an error, so it abandons its side too instead of waiting for an answer (BOLT 1).
+ */
+function abandonedOpen(record: RsmcRecord): RsmcStep {
+  return { record, effects: [send({ type: 'error', channelId: channelIdOf(record), code: RSMC_WIRE_CODES.STOPPED, message: 'this open was abandoned' })] };
+}
+
 function onFundingCreated(record: RsmcRecord, msg: Extract<WireMessage, { type: 'funding_created' }>): RsmcStep {
   if (record.role !== 'accepter') return rejection(record, 'BAD_STATE', 'funding_created not expected');
+  if (record.phase === 'aborted') return abandonedOpen(record);
   if (record.localCommit) {
     // A retransmission (our funding_signed was lost): answer it again, byte for byte.
     if (record.fundingOutpoint && equalBytes(txidToHash(record.fundingOutpoint.txid), msg.fundingTxid) && record.openingSignature) {
@@ -1063,6 +1072,7 @@ function onConnected(record: RsmcRecord): RsmcStep {
 }
 
 function onChannelReestablish(record: RsmcRecord, msg: Extract<WireMessage, { type: 'channel_reestablish' }>): RsmcStep {
+  if (record.phase === 'aborted' && !record.fundingBroadcast) return abandonedOpen(record);
   if (!record.localCommit || !record.remoteCommit || record.phase === 'closed' || record.phase === 'aborted') return unchanged(record);
   if (record.reestablishReceived) return rejection(record, 'BAD_STATE', 'channel_reestablish twice in one session');
   const lc = record.localCommit;
