@@ -213,6 +213,88 @@ test('reestablish: lost commitment_signed and revoke_and_ack are retransmitted; 
   checkInvariants(d.b);
 });
 
+test('a restart of either side at any step of the open (single and dual funded) still ends with both open and paying', async () => {
+  // Every message boundary and every persist of the open, for either side: the crash harness found several
+  // ways an open could stall after a kill; this walks all of them the driver can express.
+  const step = async (d: RsmcDriver, mined: { n: number }): Promise<boolean> => {
+    if ((await d.deliverOne(d.a)) || (await d.deliverOne(d.b))) return true;
+    if (mined.n < 2 && d.a.record?.phase !== 'aborted' && (d.a.record?.phase !== 'open' || d.b.record?.phase !== 'open')) {
+      mined.n++;
+      await d.mine(1);
+      return true;
+    }
+    return false;
+  };
+  let cases = 0;
+  for (const remoteSat of [0n, 80_000n]) {
+    for (const [victim, mineFirst] of [['a', false], ['b', false], ['a', true], ['b', true]] as const) {
+      for (let k = 0; ; k++) {
+        const d = new RsmcDriver();
+        await d.open(100_000n, remoteSat, 0n, () => true);
+        const mined = { n: 0 };
+        let i = 0;
+        while (i < k && (await step(d, mined))) i++;
+        if (i < k) break; // the open had ended before step k: every point was tried
+        cases++;
+        await d.restart(d[victim]);
+        await d.reconnect();
+        mined.n = 0;
+        // A block before the peer's channel_reestablish is read: the funding may reach its depth first.
+        if (mineFirst) await d.mine(1);
+        for (let guard = 0; guard < 200 && (await step(d, mined)); guard++);
+        const at = `remoteSat ${remoteSat}, ${victim} restarted after step ${k}${mineFirst ? ', a block first' : ''}`;
+        if (!d[victim].record || d.a.record!.phase === 'aborted') continue; // lost before it was stored: given up
+        assert.equal(d.a.record!.phase, 'open', at);
+        assert.equal(d.b.record!.phase, 'open', at);
+        await pay(d, 'a', 5_000_000n);
+        await d.deliverAll();
+        await pay(d, 'b', 1_000n);
+        await d.deliverAll();
+        assert.equal(d.a.record!.localCommit!.number, 2n, at);
+        assert.equal(d.b.record!.localCommit!.spec.localMsat, remoteSat * 1000n + 5_000_000n - 1_000n, at);
+        checkInvariants(d.a);
+        checkInvariants(d.b);
+      }
+    }
+  }
+  assert.ok(cases > 20, `${cases} restart points`);
+
+  // And killed right after each of its persists (before the effects that follow it ran).
+  let kills = 0;
+  for (const remoteSat of [0n, 80_000n]) {
+    for (const [victim, mineFirst] of [['a', false], ['b', false], ['a', true], ['b', true]] as const) {
+      for (let p = 1; ; p++) {
+        const d = new RsmcDriver();
+        let persists = 0;
+        d.crashAfterPersist = (s) => s === d[victim] && ++persists === p;
+        try {
+          await d.open(100_000n, remoteSat);
+          break; // fewer than p persists in the whole open
+        } catch (error) {
+          if (!(error instanceof DriverCrash)) throw error;
+        }
+        kills++;
+        d.crashAfterPersist = undefined;
+        await d.restart(d[victim]);
+        await d.reconnect();
+        const mined = { n: 0 };
+        if (mineFirst) await d.mine(1);
+        for (let guard = 0; guard < 200 && (await step(d, mined)); guard++);
+        const at = `remoteSat ${remoteSat}, ${victim} killed after persist ${p}${mineFirst ? ', a block first' : ''}`;
+        if (d.a.record!.phase === 'aborted') continue;
+        assert.equal(d.a.record!.phase, 'open', at);
+        assert.equal(d.b.record!.phase, 'open', at);
+        await pay(d, 'a', 5_000_000n);
+        await d.deliverAll();
+        await pay(d, 'b', 1_000n);
+        await d.deliverAll();
+        assert.equal(d.b.record!.localCommit!.spec.localMsat, remoteSat * 1000n + 5_000_000n - 1_000n, at);
+      }
+    }
+  }
+  assert.ok(kills > 10, `${kills} kills`);
+});
+
 test('a side restored from an old backup learns it is stale and never broadcasts its commitment', async () => {
   const d = new RsmcDriver();
   await d.open(200_000n);

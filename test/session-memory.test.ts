@@ -214,6 +214,34 @@ test('[S-11] a peer that lost the session while we keep sending: stale, renewed,
   close(a, b2);
 });
 
+test('[S-11] payloads still queued when a session is replaced are dropped: send() rejects, nothing of them arrives after the new session', async () => {
+  // Found by the crash harness: a channel_reestablish queued on the old session reached the peer on the
+  // new one ahead of the fresh one, and the peer took the fresh one for a second in one session.
+  const broker = new InMemoryBroker();
+  const secret = randomSecretKey();
+  const options = { ...FAST_TIMINGS, reliability: { ...FAST_TIMINGS.reliability, maxInFlight: 2 } };
+  const a = memoryNode(broker, options);
+  const b1 = memoryNode(broker, options, softwareIdentity(secret));
+  await a.transport.start();
+  await b1.transport.start();
+  await a.manager.send(b1.id, numbered(0));
+  await until(() => a.manager.snapshot().sessions[0]?.unacked === 0, 'first message acknowledged');
+  b1.manager.close();
+  await b1.transport.stop();
+  const b2 = memoryNode(broker, options, softwareIdentity(secret));
+  await b2.transport.start();
+  // Two fill the window (unacknowledged: b2 does not know the session), three wait behind them.
+  const outcomes = [1, 2, 3, 4, 5].map((i) => a.manager.send(b2.id, numbered(i)).then(() => 'sent', (e: SessionError) => e.code));
+  await until(() => a.events.length === 2, 'renewed session');
+  assert.equal(a.events[1]!.replaced, true);
+  assert.deepEqual(await Promise.all(outcomes), ['sent', 'sent', 'SESSION_CLOSED', 'SESSION_CLOSED', 'SESSION_CLOSED']);
+  await a.manager.send(b2.id, numbered(6));
+  await until(() => b2.received.length === 1, 'after renewal');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(indicesFrom(b2, a.id), [6], 'only what was sent on the new session');
+  close(a, b2);
+});
+
 test('[S-4] crossed handshakes settle on one session', async () => {
   const { a, b } = await pairStarted();
   await Promise.all([a.manager.connect(b.id), b.manager.connect(a.id)]);

@@ -532,7 +532,11 @@ export class SessionManager {
     if (previous !== undefined) {
       unacknowledged = previous.unackedCount;
       this.#stats.framesRetransmitted += previous.retransmittedFrames;
-      session.adopt(previous.close());
+      // Payloads queued on the old session are dropped, not carried over: the channel protocols
+      // resynchronise on the 'session' event, and an old message arriving after that (a channel_reestablish
+      // from before the replacement, say) would be taken for a new one. Everything not acknowledged on a
+      // replaced session may be lost, queued or sent alike.
+      for (const item of previous.close()) item.reject(new SessionError('SESSION_CLOSED', 'the session was replaced before this message was sent'));
       this.#sessionsByTag.delete(previous.tagHex);
       this.#closedTags.set(previous.tagHex, true);
       this.#stats.sessionsReplaced++;

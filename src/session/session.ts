@@ -58,7 +58,7 @@ export class SessionError extends Error {
   }
 }
 
-/** A payload accepted by send() but not yet encrypted; it can move to a replacement session. */
+/** A payload accepted by send() but not yet encrypted (dropped, rejected, if the session is replaced first). */
 export interface QueuedPayload {
   payload: Uint8Array;
   resolve: () => void;
@@ -194,12 +194,6 @@ export class EstablishedSession {
       this.#queue.push({ payload, resolve, reject });
       this.#pump();
     });
-  }
-
-  /** Take over payloads queued on a session this one replaces (they were never encrypted). */
-  adopt(queued: QueuedPayload[]): void {
-    this.#queue.push(...queued);
-    this.#pump();
   }
 
   #pump(): void {
