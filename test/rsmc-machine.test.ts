@@ -295,6 +295,31 @@ test('a restart of either side at any step of the open (single and dual funded) 
   assert.ok(kills > 10, `${kills} kills`);
 });
 
+test('a side that becomes open in a reconnected session before the peer\'s channel_reestablish arrives still takes it as this session\'s one', async () => {
+  // Found by the crash harness ("channel_reestablish twice in one session"): becoming open marked the
+  // session as synchronised, so the peer's channel_reestablish was refused when it came.
+  const d = new RsmcDriver();
+  await d.open(200_000n, 0n, 0n, (x) => x.a.record?.phase === 'awaiting_ready' && x.a.inbox.length === 0 && x.b.inbox.length === 0);
+  d.lagging.add('a'); // B sees the funding's depth first and sends channel_ready
+  await d.mine(1);
+  await d.deliverOne(d.a);
+  assert.equal(d.a.record!.readyReceived, true);
+  assert.equal(d.a.record!.readySent, false);
+  await d.reconnect(); // both send channel_reestablish
+  d.lagging.delete('a');
+  await d.apply(d.a, { kind: 'block', height: d.tip }); // A becomes open before reading B's
+  assert.equal(d.a.record!.phase, 'open');
+  await d.deliverAll();
+  assert.equal(d.b.record!.phase, 'open');
+  const rejected = [...d.a.events, ...d.b.events].filter((e) => e.type === 'rejected');
+  assert.deepEqual(rejected, []);
+  await pay(d, 'a', 5_000_000n);
+  await d.deliverAll();
+  await pay(d, 'b', 1_000n);
+  await d.deliverAll();
+  assert.deepEqual(balances(d), { a: 195_001_000n, b: 4_999_000n });
+});
+
 test('a side restored from an old backup learns it is stale and never broadcasts its commitment', async () => {
   const d = new RsmcDriver();
   await d.open(200_000n);

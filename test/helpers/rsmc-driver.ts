@@ -54,6 +54,8 @@ export class RsmcDriver {
   tip = 0;
   /** Effects and messages are traced here when set (debugging). */
   trace: string[] | undefined;
+  /** Sides whose chain view lags: their funding checks see the funding unconfirmed (as a slower poller would). */
+  readonly lagging = new Set<'a' | 'b'>();
   /** When it answers true the side "dies" right after that persist: DriverCrash is thrown; then `restart` it. */
   crashAfterPersist: ((s: DriverSide, reason: string) => boolean) | undefined;
 
@@ -72,7 +74,7 @@ export class RsmcDriver {
       signedRemote: new Map(s.signedRemote),
       released: new Set(s.released),
     });
-    Object.assign(d, { chain: this.chain, a: clone(this.a), b: clone(this.b), tip: this.tip, trace: undefined, crashAfterPersist: undefined });
+    Object.assign(d, { chain: this.chain, a: clone(this.a), b: clone(this.b), tip: this.tip, trace: undefined, crashAfterPersist: undefined, lagging: new Set() });
     return d;
   }
 
@@ -269,7 +271,8 @@ export class RsmcDriver {
           break;
         case 'check-funding': {
           if (!r.fundingOutpoint) break;
-          const utxo = await this.chain.getUtxo(r.fundingOutpoint);
+          const found = await this.chain.getUtxo(r.fundingOutpoint);
+          const utxo = found && this.lagging.has(s.name) ? { ...found, blockHeight: undefined } : found;
           await this.apply(s, { kind: 'funding-status', utxo, tipHeight: await this.chain.tipHeight() });
           break;
         }

@@ -691,9 +691,16 @@ function onFundingSigned(record: RsmcRecord, msg: Extract<WireMessage, { type: '
   const ours = localCommitment(r, 0n, spec, r.localCurrentPoint);
   if (!verifyRemoteSignature(r, ours.tx, msg.signature)) return abort(r, 'BAD_SIGNATURE', 'the signature on our first commitment does not verify', true);
   r.localCommit = { number: 0n, spec, remoteSignature: msg.signature, txid: ours.txid };
+  const effects: RsmcEffect[] = [{ kind: 'persist', reason: 'funding-signed' }];
+  // A reconnected session in which the accepter sent its channel_reestablish while we had no commitment:
+  // now we can send ours, and it waits for it.
+  if (r.reestablishReceived && !r.reestablishSent) {
+    r.reestablishSent = true;
+    effects.push(send(reestablishMessage(r)));
+  }
   const dual = r.remoteFundingSat > 0n;
-  if (dual && !r.remoteWitnessesReceived) return { record: r, effects: [{ kind: 'persist', reason: 'funding-signed' }] };
-  return { record: r, effects: [{ kind: 'persist', reason: 'funding-signed' }, { kind: 'sign-funding-inputs' }] };
+  if (!dual || r.remoteWitnessesReceived) effects.push({ kind: 'sign-funding-inputs' });
+  return { record: r, effects };
 }
 
 function onFundingTxSignatures(record: RsmcRecord, msg: Extract<WireMessage, { type: 'funding_tx_signatures' }>): RsmcStep {
@@ -775,10 +782,17 @@ function onFundingStatus(record: RsmcRecord, input: Extract<RsmcInput, { kind: '
 function becomeOpenIfReady(r: RsmcRecord, effects: RsmcEffect[]): RsmcStep {
   if (r.readySent && r.readyReceived && r.phase === 'awaiting_ready') {
     r.phase = 'open';
-    // The first session starts in sync: nothing to reestablish yet.
-    r.reestablishSent = true;
-    r.reestablishReceived = true;
+    // The open's own session starts in sync: nothing to reestablish. In a later session the exchange
+    // under way is finished first (the peer waits for ours; we must not take its for a second one).
+    if (!r.reestablishSent && !r.reestablishReceived) {
+      r.reestablishSent = true;
+      r.reestablishReceived = true;
+    }
     effects.push({ kind: 'persist', reason: 'ready' }, ev({ type: 'phase', phase: 'open' }));
+    if (!r.reestablishSent) {
+      r.reestablishSent = true;
+      effects.push(send(reestablishMessage(r)));
+    }
     effects.push(...flushProposals(r));
   }
   return { record: r, effects };
@@ -1073,6 +1087,11 @@ function onConnected(record: RsmcRecord): RsmcStep {
 
 function onChannelReestablish(record: RsmcRecord, msg: Extract<WireMessage, { type: 'channel_reestablish' }>): RsmcStep {
   if (record.phase === 'aborted' && !record.fundingBroadcast) return abandonedOpen(record);
+  if (!record.localCommit && record.role === 'opener' && record.phase === 'funding_signed' && !record.reestablishReceived) {
+    // The accepter's, at commitment 0, while funding_signed is still to come (resent for our
+    // funding_created): it asks nothing of us, but it is this session's one; ours follows funding_signed.
+    return { record: { ...record, reestablishReceived: true }, effects: [] };
+  }
   if (!record.localCommit || !record.remoteCommit || record.phase === 'closed' || record.phase === 'aborted') return unchanged(record);
   if (record.reestablishReceived) return rejection(record, 'BAD_STATE', 'channel_reestablish twice in one session');
   const lc = record.localCommit;
