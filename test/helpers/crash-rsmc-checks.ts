@@ -185,10 +185,27 @@ export async function finalChecks(f: FinalInput): Promise<void> {
   const sa = a.localCommit?.spec;
   const sb = b.localCommit?.spec;
   if (!sa || !sb) return violation('a peer has no commitment at the end');
-  if (sa.localMsat !== sb.remoteMsat || sa.remoteMsat !== sb.localMsat) {
-    violation(`the sides disagree at the end: A holds ${sa.localMsat}/${sa.remoteMsat}, B ${sb.localMsat}/${sb.remoteMsat} msat (local/remote)`);
+  // B's balance in the state that closed the channel. A unilateral close may come in the middle of an
+  // update, when the two latest commitments differ: the closer's is on chain (checked below), and the
+  // other side must know it, as its own latest or as the closer's current or next commitment.
+  let finalB: bigint;
+  if (!f.force) {
+    if (sa.localMsat !== sb.remoteMsat || sa.remoteMsat !== sb.localMsat) {
+      violation(`the sides disagree at the end: A holds ${sa.localMsat}/${sa.remoteMsat}, B ${sb.localMsat}/${sb.remoteMsat} msat (local/remote)`);
+    }
+    finalB = sb.localMsat;
+  } else {
+    const closer = records[f.closer];
+    const other = f.closer === 'A' ? b : a;
+    const onChain = closer.localCommit!.spec;
+    const known = [other.localCommit?.spec && { localMsat: other.localCommit.spec.localMsat, remoteMsat: other.localCommit.spec.remoteMsat }, other.remoteCommit?.spec, other.remoteNext?.spec];
+    if (!known.some((k) => k && k.localMsat === onChain.remoteMsat && k.remoteMsat === onChain.localMsat)) {
+      violation(`the commitment ${f.closer} closed with (${onChain.localMsat}/${onChain.remoteMsat} msat, local/remote) is not a state its peer knows`);
+    }
+    finalB = f.closer === 'B' ? onChain.localMsat : onChain.remoteMsat;
   }
   if (sa.localMsat + sa.remoteMsat !== capacityMsat) violation(`A's balances ${sa.localMsat} + ${sa.remoteMsat} msat ≠ capacity ${a.fundingSat} sat`);
+  if (sb.localMsat + sb.remoteMsat !== capacityMsat) violation(`B's balances ${sb.localMsat} + ${sb.remoteMsat} msat ≠ capacity ${b.fundingSat} sat`);
   if (a.sentCount !== b.receivedCount || a.receivedCount !== b.sentCount) {
     violation(`update counts disagree: A sent ${a.sentCount} received ${a.receivedCount}, B sent ${b.sentCount} received ${b.receivedCount}`);
   }
@@ -198,14 +215,14 @@ export async function finalChecks(f: FinalInput): Promise<void> {
   const net = (list: Payment[]) => list.reduce((s, x) => s + (x.from === 'A' ? x.amountMsat : -x.amountMsat), 0n);
   const done = f.payments.filter((x) => x.completed);
   const unsure = f.payments.filter((x) => !x.completed);
-  const rest = sb.localMsat - initialB - net(done);
+  const rest = finalB - initialB - net(done);
   const countsFit = (subset: Payment[]) => {
     const fromA = done.filter((x) => x.from === 'A').length + subset.filter((x) => x.from === 'A').length;
     const fromB = done.filter((x) => x.from === 'B').length + subset.filter((x) => x.from === 'B').length;
     return BigInt(fromA) === a.sentCount && BigInt(fromB) === b.sentCount;
   };
   if (!someSubset(unsure, (s) => net(s) === rest && countsFit(s))) {
-    violation(`the final balances do not account for the payments: B ends with ${sb.localMsat} msat, started with ${initialB}; ` +
+    violation(`the final balances do not account for the payments: B ends with ${finalB} msat, started with ${initialB}; ` +
       `${done.length} completed (net A→B ${net(done)}), ${unsure.length} cut short (${unsure.map((x) => `${x.from}:${x.amountMsat}:${x.error?.trim().slice(0, 40)}`).join(', ')}); ` +
       `updates sent A ${a.sentCount}, B ${b.sentCount}`);
   }
