@@ -390,10 +390,7 @@ test('the accepter checks the funding output it was told about: a wrong script f
 test('a dual-funding accepter killed between storing funding_signed and signing its inputs signs them after its restart; the open completes', async () => {
   // Found by the crash harness: nothing made the restarted accepter sign, and the opener waited for ever.
   const d = new RsmcDriver();
-  d.crashAfterPersist = (s, reason) => s === d.b && reason === 'funding-signed';
-  await assert.rejects(d.open(100_000n, 80_000n, 0n, () => false), DriverCrash);
-  d.crashAfterPersist = undefined;
-  await d.restart(d.b);
+  await d.killAfterPersist(d.b, (reason) => reason === 'funding-signed', () => d.open(100_000n, 80_000n, 0n, () => false));
   assert.equal(d.b.record!.phase, 'funding_signed');
   assert.ok(d.b.record!.localCommit, 'commitment 0 was stored before the kill');
   await d.reconnect();
@@ -409,10 +406,7 @@ test('a dual-funding accepter killed between storing funding_signed and signing 
 test('a dual-funding accepter that has not signed its inputs abandons the open on the opener\'s error and releases its coins; once it signed, it keeps them', async () => {
   // Unsigned: the funding cannot be valid without our inputs, so nothing can reach the chain.
   const d = new RsmcDriver();
-  d.crashAfterPersist = (s, reason) => s === d.b && reason === 'funding-signed';
-  await assert.rejects(d.open(100_000n, 80_000n, 0n, () => false), DriverCrash);
-  d.crashAfterPersist = undefined;
-  await d.restart(d.b);
+  await d.killAfterPersist(d.b, (reason) => reason === 'funding-signed', () => d.open(100_000n, 80_000n, 0n, () => false));
   await d.apply(d.a, { kind: 'close', cooperative: true }); // the opener gives up (what the harness's user did)
   assert.equal(d.a.record!.phase, 'aborted');
   await d.deliverAll();
@@ -436,10 +430,8 @@ test('a dual-funding accepter that has not signed its inputs abandons the open o
 test('an opener killed between storing funding_signed and signing its inputs signs and broadcasts after its restart (single and dual funded)', async () => {
   for (const remoteSat of [0n, 80_000n]) {
     const d = new RsmcDriver();
-    d.crashAfterPersist = (s, reason) => s === d.a && reason === (remoteSat > 0n ? 'funding-tx-signed' : 'funding-signed') && s.record!.phase === 'funding_signed';
-    await assert.rejects(d.open(100_000n, remoteSat, 0n, () => false), DriverCrash);
-    d.crashAfterPersist = undefined;
-    await d.restart(d.a);
+    const reason = remoteSat > 0n ? 'funding-tx-signed' : 'funding-signed';
+    await d.killAfterPersist(d.a, (r, record) => r === reason && record.phase === 'funding_signed', () => d.open(100_000n, remoteSat, 0n, () => false));
     assert.equal(d.a.record!.phase, 'funding_signed');
     assert.equal(d.chain.mempool().length, 0, 'nothing broadcast before the kill');
     await d.reconnect();

@@ -181,6 +181,20 @@ export class RsmcDriver {
     }
   }
 
+  /** Run `action` until `s` dies right after a persist `when` accepts (it must), then restart `s`. */
+  async killAfterPersist(s: DriverSide, when: (reason: string, record: RsmcRecord) => boolean, action: () => Promise<void>): Promise<void> {
+    this.crashAfterPersist = (side, reason) => side === s && when(reason, side.record!);
+    try {
+      await action();
+      throw new Error(`${s.name} was never killed`);
+    } catch (error) {
+      if (!(error instanceof DriverCrash)) throw error;
+    } finally {
+      this.crashAfterPersist = undefined;
+    }
+    await this.restart(s);
+  }
+
   /** Both sides see a new session (after a restart or a session loss). */
   async reconnect(): Promise<void> {
     for (const s of [this.a, this.b]) await this.apply(s, { kind: 'disconnected' });
