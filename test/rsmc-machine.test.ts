@@ -225,6 +225,25 @@ test('a restart of either side at any step of the open (single and dual funded) 
     }
     return false;
   };
+  /** A new session, the open run to its end; unless it was given up, both open and paying both ways. */
+  const reconnectThenPay = async (d: RsmcDriver, mineFirst: boolean, remoteSat: bigint, at: string): Promise<void> => {
+    await d.reconnect();
+    const mined = { n: 0 };
+    // A block before the peer's channel_reestablish is read: the funding may reach its depth first.
+    if (mineFirst) await d.mine(1);
+    for (let guard = 0; guard < 200 && (await step(d, mined)); guard++);
+    if (d.a.record!.phase === 'aborted') return;
+    assert.equal(d.a.record!.phase, 'open', at);
+    assert.equal(d.b.record!.phase, 'open', at);
+    await pay(d, 'a', 5_000_000n);
+    await d.deliverAll();
+    await pay(d, 'b', 1_000n);
+    await d.deliverAll();
+    assert.equal(d.a.record!.localCommit!.number, 2n, at);
+    assert.equal(d.b.record!.localCommit!.spec.localMsat, remoteSat * 1000n + 5_000_000n - 1_000n, at);
+    checkInvariants(d.a);
+    checkInvariants(d.b);
+  };
   let cases = 0;
   for (const remoteSat of [0n, 80_000n]) {
     for (const [victim, mineFirst] of [['a', false], ['b', false], ['a', true], ['b', true]] as const) {
@@ -237,23 +256,9 @@ test('a restart of either side at any step of the open (single and dual funded) 
         if (i < k) break; // the open had ended before step k: every point was tried
         cases++;
         await d.restart(d[victim]);
-        await d.reconnect();
-        mined.n = 0;
-        // A block before the peer's channel_reestablish is read: the funding may reach its depth first.
-        if (mineFirst) await d.mine(1);
-        for (let guard = 0; guard < 200 && (await step(d, mined)); guard++);
         const at = `remoteSat ${remoteSat}, ${victim} restarted after step ${k}${mineFirst ? ', a block first' : ''}`;
-        if (!d[victim].record || d.a.record!.phase === 'aborted') continue; // lost before it was stored: given up
-        assert.equal(d.a.record!.phase, 'open', at);
-        assert.equal(d.b.record!.phase, 'open', at);
-        await pay(d, 'a', 5_000_000n);
-        await d.deliverAll();
-        await pay(d, 'b', 1_000n);
-        await d.deliverAll();
-        assert.equal(d.a.record!.localCommit!.number, 2n, at);
-        assert.equal(d.b.record!.localCommit!.spec.localMsat, remoteSat * 1000n + 5_000_000n - 1_000n, at);
-        checkInvariants(d.a);
-        checkInvariants(d.b);
+        if (!d[victim].record) continue; // lost before it was stored: the open is given up
+        await reconnectThenPay(d, mineFirst, remoteSat, at);
       }
     }
   }
@@ -276,19 +281,7 @@ test('a restart of either side at any step of the open (single and dual funded) 
         kills++;
         d.crashAfterPersist = undefined;
         await d.restart(d[victim]);
-        await d.reconnect();
-        const mined = { n: 0 };
-        if (mineFirst) await d.mine(1);
-        for (let guard = 0; guard < 200 && (await step(d, mined)); guard++);
-        const at = `remoteSat ${remoteSat}, ${victim} killed after persist ${p}${mineFirst ? ', a block first' : ''}`;
-        if (d.a.record!.phase === 'aborted') continue;
-        assert.equal(d.a.record!.phase, 'open', at);
-        assert.equal(d.b.record!.phase, 'open', at);
-        await pay(d, 'a', 5_000_000n);
-        await d.deliverAll();
-        await pay(d, 'b', 1_000n);
-        await d.deliverAll();
-        assert.equal(d.b.record!.localCommit!.spec.localMsat, remoteSat * 1000n + 5_000_000n - 1_000n, at);
+        await reconnectThenPay(d, mineFirst, remoteSat, `remoteSat ${remoteSat}, ${victim} killed after persist ${p}${mineFirst ? ', a block first' : ''}`);
       }
     }
   }

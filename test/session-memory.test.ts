@@ -215,8 +215,8 @@ test('[S-11] a peer that lost the session while we keep sending: stale, renewed,
 });
 
 test('[S-11] payloads still queued when a session is replaced are dropped: send() rejects, nothing of them arrives after the new session', async () => {
-  // Found by the crash harness: a channel_reestablish queued on the old session reached the peer on the
-  // new one ahead of the fresh one, and the peer took the fresh one for a second in one session.
+  // An old message delivered after the 'session' event would be taken for a new one by the channel
+  // protocols, which resynchronise on that event (a channel_reestablish from before, say).
   const broker = new InMemoryBroker();
   const secret = randomSecretKey();
   const options = { ...FAST_TIMINGS, reliability: { ...FAST_TIMINGS.reliability, maxInFlight: 2 } };
