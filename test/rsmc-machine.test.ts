@@ -127,6 +127,25 @@ test('unilateral close: our commitment, the to_local sweep only after to_self_de
   assert.ok(b > 69_000n && b < 70_000n, `B received ${b}`);
 });
 
+test('a mempool report of the closing commitment after its confirmation changes nothing: the to_local sweep still starts from the confirmation', async () => {
+  const d = new RsmcDriver();
+  await d.open(200_000n);
+  await pay(d, 'a', 70_000_000n);
+  await d.deliverAll();
+  await d.apply(d.a, { kind: 'close', cooperative: false });
+  const [commitmentTxid] = d.chain.mempool();
+  const commitment = (await d.chain.getTransaction(commitmentTxid!))!.tx;
+  await d.mine(1);
+  const confirmedAt = d.tip;
+  await d.reportFundingSpend(commitment, confirmedAt);
+  const before = d.a.persists;
+  await d.reportFundingSpend(commitment, undefined); // a late report, as the runtime may deliver one
+  assert.equal(d.a.persists, before, 'nothing stored');
+  for (const s of [d.a, d.b]) assert.equal(s.record!.closing!.confirmedHeight, confirmedAt, `${s.name} keeps the confirmation`);
+  for (let i = 0; i < 5; i++) await d.mine(1);
+  assert.equal(d.a.record!.closing!.resolutions.length, 1, 'A sweeps its to_local to_self_delay blocks after the confirmation');
+});
+
 test('a unilateral close mid-update settles the transfer in flight by the commitment that reached the chain, on both sides alike', async () => {
   // Found by the crash harness: B closed with its newest commitment before its revoke_and_ack reached A;
   // B counted its payment sent, A never counted it received, though the chain paid it to A.

@@ -1308,6 +1308,10 @@ function outcomeKindOf(kind: ClosingState['kind']): RsmcOutcomeKind {
 
 function onFundingSpent(record: RsmcRecord, input: Extract<RsmcInput, { kind: 'funding-spent' }>, ctx: RsmcContext): RsmcStep {
   if (record.phase === 'closed' || record.phase === 'aborted' || !record.remote) return unchanged(record);
+  // A confirmed spend is final (the runtime reports confirmations closeDepth deep); a mempool sighting
+  // reported after it (a late report, or a double-spend attempt that cannot confirm) changes nothing.
+  // Taking it would forget the confirmation height, and with it the to_local sweep's BIP 68 start.
+  if (record.closing?.confirmedHeight !== undefined && input.height === undefined) return unchanged(record);
   const tx = Transaction.fromBuffer(Buffer.from(input.tx));
   const txid = hashToTxid(tx.getHash());
   const r = copy(record);

@@ -495,17 +495,23 @@ export class RsmcNode {
     const key = outpointKey(outpoint);
     const previous = this.#fedSpends.get(key);
     if (previous?.txid === spend.txid && (previous.blockHeight === spend.blockHeight || spend.blockHeight === undefined)) return;
-    this.#fedSpends.set(key, { ...spend });
+    const report = { ...spend };
+    this.#fedSpends.set(key, report);
     try {
       const status = await this.#o.chain.getTransaction(spend.txid);
       if (!status) throw new Error(`transaction ${spend.txid} not found`);
+      // A newer report of this outpoint (its confirmation, say) came in while this one was fetched and
+      // is fed instead: feeding this one after it would turn the channel's view back in time.
+      if (this.#fedSpends.get(key) !== report) return;
       const funding = slot.record.fundingOutpoint;
       const input: RsmcInput = funding && outpointKey(funding) === key
         ? { kind: 'funding-spent', tx: status.tx, height: spend.blockHeight }
         : { kind: 'output-spent', outpoint, txid: spend.txid, tx: status.tx, height: spend.blockHeight };
       await this.#enqueue(slot, () => this.#apply(slot, input));
     } catch (error) {
-      // Tried again at the next block (confirmed) or the next report (mempool).
+      // Tried again at the next block (confirmed) or the next report (mempool), unless a newer report
+      // took this one's place meanwhile.
+      if (this.#fedSpends.get(key) !== report) return;
       if (previous) this.#fedSpends.set(key, previous);
       else this.#fedSpends.delete(key);
       if (spend.blockHeight !== undefined && !this.#pendingSpends.has(key)) this.#pendingSpends.set(key, { outpoint, spend: { ...spend } });

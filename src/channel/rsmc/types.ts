@@ -373,7 +373,7 @@ export type RsmcInput =
   | { kind: 'closing-signature'; feeSat: bigint; signature: Uint8Array }
   | { kind: 'block'; height: number }
   | { kind: 'funding-status'; utxo: UtxoStatus | undefined; tipHeight: number }
-  /** The funding output's spending transaction (mempool: height undefined). */
+  /** The funding output's spending transaction (mempool: height undefined; ignored once a spend confirmed). */
   | { kind: 'funding-spent'; tx: Uint8Array; height: number | undefined }
   /** An output we were resolving was spent (by our resolution or by someone else). */
   | { kind: 'output-spent'; outpoint: OutPoint; txid: string; tx: Uint8Array; height: number | undefined }
