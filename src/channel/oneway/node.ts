@@ -66,6 +66,11 @@ export interface OnewayNodeOptions {
   /** How long pay() waits for the payee's acknowledgement (default 60 s). */
   payTimeoutMs?: number;
   /**
+   * How long a payer opening a channel waits for the payee's answer to its proposal or refund request
+   * before asking again (default 5 s, doubling up to 60 s). See #armNegotiationRetry.
+   */
+  negotiationRetryMs?: number;
+  /**
    * Confirmations the spend of a funding output needs before the channel records its outcome and
    * stops watching (default 1). A reorganisation shallower than this cannot undo a recorded outcome;
    * use 1 on simnet and regtest, 3 to 6 on real networks.
@@ -102,8 +107,13 @@ export interface ChannelSlot {
   broken: Error | undefined;
   /** The latest acknowledgement queued behind a commit (payee); earlier queued ones are not sent. */
   latestAck?: WireMessage;
+  /** The timer that asks the payee again while a payer waits for its answer during the open. */
+  negotiationRetry?: { phase: 'proposed' | 'accepted'; cancel: () => void };
   handle: OnewayChannel;
 }
+
+/** The longest a payer waits between two requests to a payee that does not answer during the open. */
+const MAX_NEGOTIATION_RETRY_MS = 60_000;
 
 /**
  * The commits that may overlap with the next step: a payment signed (payer) or accepted (payee). Their
@@ -152,6 +162,8 @@ export class OnewayNode {
     this.#clock = options.clock ?? systemClock;
     const closeDepth = options.closeDepth ?? 1;
     if (!Number.isSafeInteger(closeDepth) || closeDepth < 1) throw new RangeError('"closeDepth" expected an integer >= 1');
+    const retryMs = options.negotiationRetryMs ?? 5_000;
+    if (!Number.isSafeInteger(retryMs) || retryMs < 1) throw new RangeError('"negotiationRetryMs" expected a positive integer');
   }
 
   /** Load stored channels, subscribe to peers and chain, and resume every live channel. */
@@ -214,6 +226,7 @@ export class OnewayNode {
       });
       const slot = this.#addSlot(step.record, undefined);
       await this.#enqueue(slot, () => this.#execute(slot, step.effects));
+      this.#armNegotiationRetry(slot);
       return slot;
     });
     return slot.handle.waitUntilOpen();
@@ -223,6 +236,7 @@ export class OnewayNode {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const u of this.#unsubscribe) u();
+    for (const slot of this.#slots.values()) slot.negotiationRetry?.cancel();
     await Promise.allSettled([...this.#slots.values()].map((s) => s.queue));
     await Promise.allSettled([...this.#slots.values()].map((s) => s.pipeline));
     for (const slot of this.#slots.values()) slot.handle.shutdown(new ChannelError('STOPPED', 'node stopped'));
@@ -518,7 +532,38 @@ export class OnewayNode {
       ? payerStep(slot.record, input as PayerInput, { ...ctx, policy: this.#payerPolicy })
       : payeeStep(slot.record, input as PayeeInput, { ...ctx, policy: this.#payeePolicy });
     slot.record = step.record;
-    await this.#execute(slot, step.effects);
+    try {
+      await this.#execute(slot, step.effects);
+    } finally {
+      this.#armNegotiationRetry(slot);
+    }
+  }
+
+  /**
+   * A payer waiting for the payee's answer during the open (`proposed`, `accepted`) asks again now and
+   * then, with what resynchronisation would send (found by the soak: a payee killed right after
+   * its session acknowledged `oneway_propose` never answered, and nothing else made the payer speak, so
+   * its session never learnt the payee had restarted). The payee answers a repeated request as the first
+   * one; over a session the payee no longer has, the unacknowledged request makes the session layer
+   * replace it, and resynchronisation follows. Nothing is stored: these requests commit no money.
+   */
+  #armNegotiationRetry(slot: ChannelSlot): void {
+    const { record } = slot;
+    const phase = record.role === 'payer' && (record.phase === 'proposed' || record.phase === 'accepted') ? record.phase : undefined;
+    if (slot.negotiationRetry?.phase === phase) return;
+    slot.negotiationRetry?.cancel();
+    slot.negotiationRetry = undefined;
+    if (phase === undefined || this.#stopped) return;
+    const schedule = (delayMs: number): void => {
+      const cancel = this.#clock.setTimer(delayMs, () => {
+        if (this.#stopped || slot.negotiationRetry?.cancel !== cancel) return;
+        this.#log('info', `no answer from the payee to our ${phase === 'proposed' ? 'proposal' : 'refund request'} for ${delayMs} ms; asking again`, slot);
+        schedule(Math.min(delayMs * 2, MAX_NEGOTIATION_RETRY_MS));
+        this.#enqueue(slot, () => this.#apply(slot, { kind: 'resync' })).catch(() => undefined);
+      });
+      slot.negotiationRetry = { phase, cancel };
+    };
+    schedule(this.#o.negotiationRetryMs ?? 5_000);
   }
 
   /**
