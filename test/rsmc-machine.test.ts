@@ -90,7 +90,11 @@ function closingFee(tx: Transaction, capacitySat: bigint): bigint {
   return capacitySat - tx.outs.reduce((s, o) => s + BigInt(o.value), 0n);
 }
 
-test('unilateral close: our commitment, the to_local sweep only after to_self_delay, the peer sweeps at once', async () => {
+/**
+ * A opens 200k sat, pays B 70k sat, then closes unilaterally; its commitment confirms in the next block
+ * and both sides are told.
+ */
+async function closedByAUnilaterally(): Promise<{ d: RsmcDriver; commitment: Uint8Array; confirmedAt: number }> {
   const d = new RsmcDriver();
   await d.open(200_000n);
   await pay(d, 'a', 70_000_000n);
@@ -101,6 +105,11 @@ test('unilateral close: our commitment, the to_local sweep only after to_self_de
   await d.mine(1);
   const confirmedAt = d.tip;
   await d.reportFundingSpend(commitment, confirmedAt);
+  return { d, commitment, confirmedAt };
+}
+
+test('unilateral close: our commitment, the to_local sweep only after to_self_delay, the peer sweeps at once', async () => {
+  const { d } = await closedByAUnilaterally();
   assert.equal(d.a.record!.closing!.kind, 'local-latest');
   assert.equal(d.b.record!.closing!.kind, 'remote-latest');
   // B's to_remote sweep went out at once; A's to_local waits for the delay (6 blocks).
@@ -128,16 +137,7 @@ test('unilateral close: our commitment, the to_local sweep only after to_self_de
 });
 
 test('a mempool report of the closing commitment after its confirmation changes nothing: the to_local sweep still starts from the confirmation', async () => {
-  const d = new RsmcDriver();
-  await d.open(200_000n);
-  await pay(d, 'a', 70_000_000n);
-  await d.deliverAll();
-  await d.apply(d.a, { kind: 'close', cooperative: false });
-  const [commitmentTxid] = d.chain.mempool();
-  const commitment = (await d.chain.getTransaction(commitmentTxid!))!.tx;
-  await d.mine(1);
-  const confirmedAt = d.tip;
-  await d.reportFundingSpend(commitment, confirmedAt);
+  const { d, commitment, confirmedAt } = await closedByAUnilaterally();
   const before = d.a.persists;
   await d.reportFundingSpend(commitment, undefined); // a late report, as the runtime may deliver one
   assert.equal(d.a.persists, before, 'nothing stored');
