@@ -2,7 +2,8 @@
  * `npm run soak -- --runs N [--seed S]`: the crash-injection harness (test/helpers/crash-harness.ts) for
  * as many channel lives as asked — one-way and revocable alternately, each with several SIGKILLs of its
  * processes at random persist points, message boundaries and moments. Prints a line per run (stderr),
- * then `soak: runs N, injections K, violations V (seed S, T s)` and each violation; exit code 1 if any.
+ * then `soak: runs N, injections K, violations V, open stalls O (seed S, T s)` and each violation and
+ * stall; exit code 1 if any violation.
  *
  *   --seed S           the runs' choices (default: random; printed, so a soak can be repeated)
  *   --first-run I      start at run I of that seed (`--runs 1 --first-run I` replays one run's choices;
