@@ -10,12 +10,22 @@
  *                      kills at random moments still depend on timing)
  *   --injections K     stop starting runs once K kills happened (the test's setting)
  *   --kinds oneway,rsmc   which channel kinds (default both, alternating)
- *   --concurrency C    runs at a time (default 2)
+ *   --concurrency C    runs at a time (default twice the cores: a run waits on payment pacing, blocks and
+ *                      restarts much of the time; on the 2-core machine 4 at a time did 4.0 s a run, 2 did ~6)
  *   --keep DIR         keep each run with a violation in DIR: data directories, traces, every process's output
  *   --json             one JSON object (runs, injections, violations, kills by point) instead of text
+ *
+ * `npm run soak -- --channels N --seconds S [--json]`: the memory soak instead (bench/provider-rig.ts):
+ * one provider process with N open one-way channels, each paid by its own device (payer processes over the
+ * embedded broker) for S seconds, the provider's RSS and heap sampled every second. Prints a line every
+ * 10 s, then `memory soak: channels N, payments P in T s, provider RSS first/max/last …, growth G MB`.
+ * Growth is the mean of the last window less the mean of the first after the warm-up (growthOf); a leak
+ * shows as growth that rises with S, a steady state as noise around 0. Run 600 s or more.
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runCrashHarness, type RunKind } from '../test/helpers/crash-harness.js';
+import { growthOf, providerSoak } from './provider-rig.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -25,21 +35,15 @@ const { values } = parseArgs({
     'first-run': { type: 'string', default: '0' },
     injections: { type: 'string' },
     kinds: { type: 'string', default: 'oneway,rsmc' },
-    concurrency: { type: 'string', default: '2' },
+    concurrency: { type: 'string' },
     keep: { type: 'string' },
     json: { type: 'boolean', default: false },
-    // TODO(issue 8, memory soak): `--channels N --seconds S` holds N (1,000) channels open for S seconds and
-    // reports memory; it goes here, separate from the crash runs, and is not built yet.
     channels: { type: 'string' },
     seconds: { type: 'string' },
   },
   strict: true,
 });
 
-if (values.channels !== undefined || values.seconds !== undefined) {
-  process.stderr.write('soak: --channels/--seconds (the memory soak) is not implemented yet\n');
-  process.exit(2);
-}
 const int = (name: string, text: string | undefined): number | undefined => {
   if (text === undefined) return undefined;
   if (!/^\d+$/.test(text)) {
@@ -48,6 +52,34 @@ const int = (name: string, text: string | undefined): number | undefined => {
   }
   return Number(text);
 };
+
+if (values.channels !== undefined || values.seconds !== undefined) {
+  const channels = int('channels', values.channels ?? '1000')!;
+  const seconds = int('seconds', values.seconds ?? '600')!;
+  if (channels < 1 || seconds < 1) {
+    process.stderr.write('soak: --channels and --seconds expect positive integers\n');
+    process.exit(2);
+  }
+  const result = await providerSoak({ channels, seconds, log: (line) => process.stderr.write(`${line}\n`) });
+  const rss = result.rssSamplesMb;
+  const summary = {
+    channels: result.channels,
+    seconds,
+    payments: result.payments,
+    providerRssFirstMb: rss[0] ?? Number.NaN,
+    providerRssMaxMb: Math.max(...rss),
+    providerRssLastMb: rss.at(-1) ?? Number.NaN,
+    providerRssGrowthMb: result.growthMb,
+    providerHeapGrowthMb: growthOf(result.heapSamplesMb),
+  };
+  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    const mb = (x: number): string => `${x.toFixed(1)} MB`;
+    process.stdout.write(`memory soak: channels ${summary.channels}, payments ${summary.payments} in ${seconds} s, provider RSS first ${mb(summary.providerRssFirstMb)}, ` +
+      `max ${mb(summary.providerRssMaxMb)}, last ${mb(summary.providerRssLastMb)}; growth ${mb(summary.providerRssGrowthMb)} (heap ${mb(summary.providerHeapGrowthMb)})\n`);
+  }
+  process.exit(0);
+}
 const kinds = values.kinds.split(',');
 if (kinds.length === 0 || kinds.some((k) => k !== 'oneway' && k !== 'rsmc')) {
   process.stderr.write('soak: --kinds expects oneway, rsmc or both (comma-separated)\n');
@@ -61,7 +93,7 @@ const result = await runCrashHarness({
   seed,
   firstRun: int('first-run', values['first-run'])!,
   kinds: kinds as RunKind[],
-  concurrency: Math.max(1, int('concurrency', values.concurrency)!),
+  concurrency: Math.max(1, int('concurrency', values.concurrency) ?? 2 * availableParallelism()),
   ...(injections !== undefined && { injections }),
   ...(values.keep !== undefined && { keepDir: values.keep }),
   onRun: (r) => {
