@@ -2,16 +2,19 @@
  * A payer opening a one-way channel asks the payee again when no answer comes (found by the issue 8 soak:
  * a payee killed right after its session acknowledged `oneway_propose`, before its channel runtime stored
  * anything, came back knowing nothing of the channel; the payer waited in `proposed` for good, because
- * nothing made it speak again and its session never learnt the payee had restarted).
+ * nothing made it speak again and its session never learnt the payee had restarted). The retries never
+ * give up by themselves; the open timeout does, and gives the funding coins back.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Simnet } from '../src/chain/simnet/index.js';
+import { ManualClock } from '../src/clock.js';
+import { ChannelError } from '../src/channel/oneway/errors.js';
 import { Messenger } from '../src/node/messenger.js';
 import type { OnewayLogEntry } from '../src/channel/oneway/node.js';
 import { InMemoryBroker } from '../src/transport/memory.js';
 import { FAST_TIMINGS, until } from './helpers/session-nodes.js';
-import { OFFER, fundWallet, memoryTransport, seeded, startParty, stopParty } from './helpers/oneway-parties.js';
+import { OFFER, fundWallet, memoryTransport, seeded, startParty, stopParty, type Party } from './helpers/oneway-parties.js';
 
 test('the payee dies after its session acknowledged the proposal and returns knowing nothing: the payer asks again and the channel opens', async () => {
   const chain = new Simnet();
@@ -81,5 +84,53 @@ test('the retry stops once the payee answered: an open without losses asks nothi
   } finally {
     await stopParty(payer);
     await stopParty(payee);
+  }
+});
+
+test('a payee that accepts and then never answers: after openTimeoutMs the payer abandons the open and its coins are free again', async () => {
+  const chain = new Simnet();
+  const broker = new InMemoryBroker();
+  const clock = new ManualClock();
+  const openTimeoutMs = 60_000;
+  // The payee's session goes away right after its oneway_accept is handed over: the payer gets it,
+  // reserves its coins, asks for the refund signature, and nothing ever answers.
+  let payee: Party | undefined;
+  payee = await startParty({
+    seed: 1,
+    chain,
+    transport: memoryTransport(broker),
+    offers: [OFFER],
+    node: { hooks: { afterSend: (message) => void (message.type === 'oneway_accept' && payee?.messenger.stop()) } },
+  });
+  const logs: OnewayLogEntry[] = [];
+  const payer = await startParty({ seed: 2, chain, transport: memoryTransport(broker), node: { clock, openTimeoutMs, log: (e) => logs.push(e) } });
+  try {
+    await fundWallet(chain, payer, 1_000_000n);
+    await until(() => payer.messenger.directory().has(payee!.messenger.nodeId), 'the announcement');
+    const outcome = payer.node.open(payee.messenger.nodeId, { capacitySat: 200_000n, expiryBlocks: 100 }).then(() => 'opened', (e: unknown) => e);
+    await until(() => payer.node.channels()[0]?.phase === 'accepted', 'the payee accepted');
+    assert.ok((await payer.wallet.balance()).lockedSat > 0n, 'the funding coins are reserved');
+
+    clock.advance(openTimeoutMs - 1); // the retries run, unanswered
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(payer.node.channels()[0]!.phase, 'accepted', 'not before the timeout');
+    assert.ok(logs.some((e) => e.msg.includes('asking again')));
+
+    clock.advance(1);
+    const error = await outcome;
+    assert.ok(error instanceof ChannelError, String(error));
+    assert.equal(error.code, 'TIMEOUT');
+    const channel = payer.node.channels()[0]!;
+    assert.equal(channel.phase, 'aborted');
+    assert.equal((await payer.wallet.balance()).lockedSat, 0n, 'the coins are free again');
+    assert.equal(chain.mempool().length, 0, 'no funding broadcast');
+    const asked = logs.filter((e) => e.msg.includes('asking again')).length;
+    assert.equal(clock.pendingTimers, 0, 'no retry or timeout left behind');
+    clock.advance(10 * openTimeoutMs);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(logs.filter((e) => e.msg.includes('asking again')).length, asked, 'nothing asked after the abandonment');
+  } finally {
+    await stopParty(payer);
+    await stopParty(payee).catch(() => undefined);
   }
 });

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Transaction } from 'bitcoinjs-lib';
 import { RsmcError } from '../src/channel/rsmc/errors.js';
+import { abandonableOpen, isLive } from '../src/channel/rsmc/machine.js';
 import { checkInvariants, DriverCrash, RsmcDriver } from './helpers/rsmc-driver.js';
 
 let ref = 0;
@@ -497,4 +498,49 @@ test('the opener can abandon an open it holds commitment 0 of, before signing it
   await d.deliverAll(); // B's funding_tx_signatures, if it was still on its way, and B's view of the error
   assert.equal(d.a.record!.phase, 'aborted');
   assert.equal(d.chain.mempool().length, 0, 'no funding transaction broadcast');
+});
+
+test('the open timeout abandons an open at every step where nothing of ours can reach the chain, and changes nothing after', async () => {
+  // Each side, after each message of the open (single and dual funded): abandonable → aborted with
+  // TIMEOUT, coins released, and the funding never confirms; otherwise the input is a no-op and the
+  // open completes as if nothing happened.
+  let abandoned = 0;
+  let kept = 0;
+  for (const remoteSat of [0n, 80_000n]) {
+    for (const side of ['a', 'b'] as const) {
+      for (let k = 0; ; k++) {
+        const d = new RsmcDriver();
+        await d.open(100_000n, remoteSat, 0n, () => true);
+        let i = 0;
+        while (i < k && ((await d.deliverOne(d.a)) || (await d.deliverOne(d.b)))) i++;
+        if (i < k) break; // every step of the open was tried
+        const s = d[side];
+        const before = s.record!;
+        const at = `remoteSat ${remoteSat}, ${side} timed out after message ${k} (${before.phase})`;
+        if (abandonableOpen(before)) {
+          abandoned++;
+          const hadCoins = before.localInputs.length > 0;
+          await d.apply(s, { kind: 'open-timeout', afterMs: 600_000 });
+          assert.equal(s.record!.phase, 'aborted', at);
+          assert.equal(s.record!.failure?.code, 'TIMEOUT', at);
+          assert.equal(s.coinReleases, hadCoins ? 1 : 0, at);
+          assert.ok(s.events.some((e) => e.type === 'failed' && e.code === 'TIMEOUT'), at);
+          await d.deliverAll();
+          await d.mine(1);
+          await d.deliverAll();
+          const outpoint = d.a.record?.fundingOutpoint ?? d.b.record?.fundingOutpoint;
+          if (outpoint) assert.equal(await d.chain.getUtxo(outpoint), undefined, `${at}: the funding must not exist`);
+        } else {
+          kept++;
+          await d.apply(s, { kind: 'open-timeout', afterMs: 600_000 });
+          assert.equal(s.record, before, `${at}: unchanged`);
+          await d.deliverAll();
+          await d.mine(1);
+          await d.deliverAll();
+          assert.ok(isLive(d.a.record!) && d.a.record!.phase === 'open' && d.b.record!.phase === 'open', `${at}: both open`);
+        }
+      }
+    }
+  }
+  assert.ok(abandoned >= 6 && kept >= 6, `${abandoned} abandoned, ${kept} kept`);
 });

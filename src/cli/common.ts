@@ -43,6 +43,13 @@ export interface Emitter {
   event(value: Record<string, unknown>, human?: string): void;
 }
 
+/** A flag that must be a positive integer when given. */
+export function positiveIntFlag(flags: Flags, name: string, fallback: number): number {
+  const value = intFlag(flags, name, fallback);
+  if (value === 0) throw new UsageError(`--${name} must be positive`);
+  return value;
+}
+
 export function emitter(flags: Flags): Emitter {
   const json = flags['json'] === true;
   return {

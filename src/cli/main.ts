@@ -42,6 +42,7 @@ import {
   intFlag,
   jsonLine,
   logTo,
+  positiveIntFlag,
   required,
   UsageError,
   waitForSignal,
@@ -80,7 +81,8 @@ Pay options: --units N to buy in total over the channel; --rate N units/s consum
   default 5, flowing only while paid for); --step N units per payment (default: a tenth of the credit
   window, or half of a window below 10 units);
   --capacity-sat (default: enough for --units plus 10%); --expiry-blocks (default 144);
-  --pay-timeout-ms (default 60000); --no-close keeps the channel open.
+  --pay-timeout-ms (default 60000); --open-timeout-ms: give the open up if the provider leaves it
+  unfinished this long, nothing funded yet (default 600000); --no-close keeps the channel open.
 
 ${RSMC_HELP}
 ${CHAIN_HELP}`;
@@ -97,6 +99,7 @@ const OPTIONS = {
   rate: { type: 'string' },
   step: { type: 'string' },
   'pay-timeout-ms': { type: 'string' },
+  'open-timeout-ms': { type: 'string' },
   'simnet-url': { type: 'string' },
   'rpc-url': { type: 'string' },
   'rpc-user': { type: 'string' },
@@ -225,15 +228,6 @@ async function provider(flags: Flags): Promise<number> {
     minCapacitySat: bigintFlag(flags, 'min-capacity-sat', 10_000n),
     maxCapacitySat: bigintFlag(flags, 'max-capacity-sat', 100_000_000n),
   };
-  const local = await startLocalNode({
-    dataDir: required(flags, 'data-dir'),
-    brokerUrl: required(flags, 'broker'),
-    ...chainOptions(flags),
-    ...signerOptions(flags),
-    offers: [offer],
-    log: logTo(out),
-    onScanProgress: catchUpProgress(out),
-  });
   const serveRate = flags['serve-rate'] === undefined ? undefined : bigintFlag(flags, 'serve-rate', 0n);
   const guards = new Map<string, { guard: ServiceGuard; meter: SimulatedMeter }>();
   const guardFor = (channel: OnewayChannel): void => {
@@ -244,7 +238,8 @@ async function provider(flags: Flags): Promise<number> {
     const guard = startServiceGuard({ meter, gate, paidUnits: () => channel.paidMsat / tariff, unit: offer.unit, pollIntervalMs: 50 });
     guards.set(channel.id, { guard, meter });
   };
-  local.node.onEvent((channel, event) => {
+  // Registered before stored channels resume, so a close confirmed while we were away is told too.
+  const onEvent = (channel: OnewayChannel, event: ChannelEvent): void => {
     if (event.type === 'payment') guards.get(channel.id)?.guard.notifyPaid();
     if (event.type === 'phase' && event.phase === 'open') guardFor(channel);
     reportEvent(out, channel, event);
@@ -256,6 +251,16 @@ async function provider(flags: Flags): Promise<number> {
           `served ${snap.servedUnits} ${offer.unit}, paid for ${snap.paidUnits}`);
       }
     }
+  };
+  const local = await startLocalNode({
+    dataDir: required(flags, 'data-dir'),
+    brokerUrl: required(flags, 'broker'),
+    ...chainOptions(flags),
+    ...signerOptions(flags),
+    offers: [offer],
+    node: { onEvent },
+    log: logTo(out),
+    onScanProgress: catchUpProgress(out),
   });
   for (const channel of local.node.channels()) guardFor(channel);
   out.event({ event: 'ready', nodeId: local.keys.identity.nodeId, offer, secp256k1: ecdsaBackend().name }, `provider ${local.keys.identity.nodeId} selling ${offer.serviceId} at ${offer.tariffMsatPerUnit} msat/${offer.unit}`);
@@ -298,12 +303,16 @@ async function pay(flags: Flags): Promise<number> {
     brokerUrl: required(flags, 'broker'),
     ...chainOptions(flags),
     ...signerOptions(flags),
-    node: { payTimeoutMs: intFlag(flags, 'pay-timeout-ms', 60_000) },
+    // Registered before stored channels resume, so a close confirmed while we were away is told too.
+    node: {
+      payTimeoutMs: intFlag(flags, 'pay-timeout-ms', 60_000),
+      openTimeoutMs: positiveIntFlag(flags, 'open-timeout-ms', 600_000),
+      onEvent: (channel, event) => reportEvent(out, channel, event),
+    },
     log: logTo(out),
     onScanProgress: catchUpProgress(out),
   });
   try {
-    local.node.onEvent((channel, event) => reportEvent(out, channel, event));
     // Resume the live channel with this provider if there is one (after a restart), else open one.
     let channel = local.node.channels().find((c) => c.role === 'payer' && c.peer === providerId && isLive(c.snapshot()));
     if (channel) {

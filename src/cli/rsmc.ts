@@ -33,6 +33,7 @@ import {
   grouped,
   intFlag,
   logTo,
+  positiveIntFlag,
   required,
   UsageError,
   waitForSignal,
@@ -57,7 +58,8 @@ export const RSMC_HELP = `Revocable (RSMC) channels — both sides pay:
   to act (through DIR/rsmc.sock) and prints what happens; it needs no broker or chain flags.
 Peer options: --max-contribution-sat N  add up to N sat of its own when an opener asks (dual funding;
   default 0); --to-self-delay N  blocks the other side's share waits after it closes unilaterally
-  (default 144, at most ${MAX_TO_SELF_DELAY}); --min-depth and --close-depth as below; --pay-timeout-ms (default 60000).
+  (default 144, at most ${MAX_TO_SELF_DELAY}); --min-depth and --close-depth as below; --pay-timeout-ms (default 60000);
+  --open-timeout-ms  abandon an open the other side left unfinished, while that loses nothing (default 600000).
 rsmc open: --local-sat N of yours; --remote-sat N asked of the peer (it adds up to its
   --max-contribution-sat); --push-msat N given to the peer at open. Returns once the channel is open.
 rsmc pay: --amount-msat N per payment, --payments K (default 1), one after the other, each irrevocably
@@ -90,6 +92,7 @@ export async function peer(flags: Flags): Promise<number> {
   const maxContributionSat = bigintFlag(flags, 'max-contribution-sat', 0n);
   const payTimeoutMs = flags['pay-timeout-ms'] === undefined ? undefined : intFlag(flags, 'pay-timeout-ms', 0);
   if (payTimeoutMs === 0) throw new UsageError('--pay-timeout-ms must be positive');
+  const openTimeoutMs = flags['open-timeout-ms'] === undefined ? undefined : positiveIntFlag(flags, 'open-timeout-ms', 1);
 
   const control = await listenControl(dataDir, CONTROL_SOCKET);
   let local: LocalNode;
@@ -101,7 +104,12 @@ export async function peer(flags: Flags): Promise<number> {
       ...signerOptions(flags),
       rsmc: {
         policy: { maxContributionSat, ...(toSelfDelay !== undefined && { toSelfDelay }) },
-        ...(payTimeoutMs !== undefined && { node: { payTimeoutMs } }),
+        // Registered before stored channels resume, so a close confirmed while we were away is told too.
+        node: {
+          onEvent: (channel, event) => reportEvent(out, channel, event),
+          ...(payTimeoutMs !== undefined && { payTimeoutMs }),
+          ...(openTimeoutMs !== undefined && { openTimeoutMs }),
+        },
       },
       log: logTo(out),
       onScanProgress: catchUpProgress(out),
@@ -111,7 +119,6 @@ export async function peer(flags: Flags): Promise<number> {
     throw error;
   }
   const node = local.rsmc!;
-  node.onEvent((channel, event) => reportEvent(out, channel, event));
   control.serve((request, reply) => runCommand(local, node, parseRequest(request), reply));
   const { policy } = node;
   const live = node.channels().filter((c) => isLive(c.snapshot()));

@@ -331,7 +331,7 @@ export class RsmcParty {
       else stop();
     });
     this.#messenger = messenger;
-    const { hooks, ...rest } = this.#nodeOptions;
+    const { hooks, onEvent, ...rest } = this.#nodeOptions;
     this.#node = await RsmcNode.start({
       messenger: gatedMessenger(messenger, p),
       chain,
@@ -349,8 +349,12 @@ export class RsmcParty {
         },
         ...(hooks?.afterSend ? { afterSend: hooks.afterSend } : {}),
       },
+      // As an option, so what happens while the node starts (a close found on chain) is recorded too.
+      onEvent: (channel, event) => {
+        this.events.push({ process: p.number, channel: channel.id, event });
+        onEvent?.(channel, event);
+      },
     });
-    this.#node.onEvent((channel, event) => this.events.push({ process: p.number, channel: channel.id, event }));
     messenger.releaseInbound();
     return this.#node;
   }

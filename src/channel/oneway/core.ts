@@ -45,6 +45,8 @@ export type Effect =
   | { kind: 'sign-funding' }
   /** Payer: choose wallet coins for the funding; answer with 'coins'. */
   | { kind: 'select-coins'; amountSat: bigint }
+  /** Payer: give the wallet back the coins of a funding that was never broadcast (an abandoned open). */
+  | { kind: 'release-coins' }
   | { kind: 'broadcast'; purpose: 'funding' | 'refund' | 'settlement'; tx: Uint8Array }
   | { kind: 'watch'; outpoint: OutPoint }
   /** Look the funding output up on chain; answer with 'funding-status'. */

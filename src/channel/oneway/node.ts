@@ -71,6 +71,12 @@ export interface OnewayNodeOptions {
    */
   negotiationRetryMs?: number;
   /**
+   * How long a payer waits in the open (`proposed`, `accepted`: nothing funded) for a payee that does not
+   * complete it before abandoning it, releasing its coins and telling the payee (default 10 min, counted
+   * again from a restart).
+   */
+  openTimeoutMs?: number;
+  /**
    * Confirmations the spend of a funding output needs before the channel records its outcome and
    * stops watching (default 1). A reorganisation shallower than this cannot undo a recorded outcome;
    * use 1 on simnet and regtest, 3 to 6 on real networks.
@@ -78,6 +84,11 @@ export interface OnewayNodeOptions {
   closeDepth?: number;
   hooks?: OnewayHooks;
   log?: (entry: OnewayLogEntry) => void;
+  /**
+   * A listener registered before stored channels load, so it also hears what happens while the node
+   * starts (a close confirmed while it was away, a resumed channel reopening); see onEvent.
+   */
+  onEvent?: (channel: OnewayChannel, event: ChannelEvent) => void;
 }
 
 export interface OpenParams {
@@ -109,6 +120,8 @@ export interface ChannelSlot {
   latestAck?: WireMessage;
   /** The timer that asks the payee again while a payer waits for its answer during the open. */
   negotiationRetry?: { phase: 'proposed' | 'accepted'; cancel: () => void };
+  /** Cancels the payer's open timeout (armed while `proposed` or `accepted`). */
+  openDeadline?: () => void;
   handle: OnewayChannel;
 }
 
@@ -164,6 +177,9 @@ export class OnewayNode {
     if (!Number.isSafeInteger(closeDepth) || closeDepth < 1) throw new RangeError('"closeDepth" expected an integer >= 1');
     const retryMs = options.negotiationRetryMs ?? 5_000;
     if (!Number.isSafeInteger(retryMs) || retryMs < 1) throw new RangeError('"negotiationRetryMs" expected a positive integer');
+    const openTimeoutMs = options.openTimeoutMs ?? 600_000;
+    if (!Number.isSafeInteger(openTimeoutMs) || openTimeoutMs < 1) throw new RangeError('"openTimeoutMs" expected a positive integer');
+    if (options.onEvent) this.#listeners.add(options.onEvent);
   }
 
   /** Load stored channels, subscribe to peers and chain, and resume every live channel. */
@@ -236,7 +252,10 @@ export class OnewayNode {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const u of this.#unsubscribe) u();
-    for (const slot of this.#slots.values()) slot.negotiationRetry?.cancel();
+    for (const slot of this.#slots.values()) {
+      slot.negotiationRetry?.cancel();
+      slot.openDeadline?.();
+    }
     await Promise.allSettled([...this.#slots.values()].map((s) => s.queue));
     await Promise.allSettled([...this.#slots.values()].map((s) => s.pipeline));
     for (const slot of this.#slots.values()) slot.handle.shutdown(new ChannelError('STOPPED', 'node stopped'));
@@ -549,7 +568,13 @@ export class OnewayNode {
    */
   #armNegotiationRetry(slot: ChannelSlot): void {
     const { record } = slot;
-    const phase = record.role === 'payer' && (record.phase === 'proposed' || record.phase === 'accepted') ? record.phase : undefined;
+    // Cheap checks first (this runs after every payment). A channel forgotten after its first commit
+    // failed has nothing to ask for or to time out.
+    const phase =
+      record.role === 'payer' && (record.phase === 'proposed' || record.phase === 'accepted') && this.#slots.get(bytesToHex(record.tempChannelId)) === slot
+        ? record.phase
+        : undefined;
+    this.#armOpenDeadline(slot, phase !== undefined);
     if (slot.negotiationRetry?.phase === phase) return;
     slot.negotiationRetry?.cancel();
     slot.negotiationRetry = undefined;
@@ -564,6 +589,28 @@ export class OnewayNode {
       slot.negotiationRetry = { phase, cancel };
     };
     schedule(this.#o.negotiationRetryMs ?? 5_000);
+  }
+
+  /**
+   * A payer whose open the payee leaves unfinished (gone for good, or stuck) gives it up after
+   * openTimeoutMs, counted from when this process saw it begin: the retries above never give up by
+   * themselves, and from `accepted` on the funding coins are reserved.
+   */
+  #armOpenDeadline(slot: ChannelSlot, negotiating: boolean): void {
+    if (!negotiating || this.#stopped) {
+      slot.openDeadline?.();
+      slot.openDeadline = undefined;
+      return;
+    }
+    if (slot.openDeadline) return;
+    const afterMs = this.#o.openTimeoutMs ?? 600_000;
+    const cancel = this.#clock.setTimer(afterMs, () => {
+      if (this.#stopped || slot.openDeadline !== cancel) return;
+      slot.openDeadline = undefined;
+      this.#log('warn', `open timeout: no answer from the payee for ${Math.round(afterMs / 1000)} s`, slot, 'TIMEOUT');
+      this.#enqueue(slot, () => this.#apply(slot, { kind: 'open-timeout', afterMs })).catch(() => undefined);
+    });
+    slot.openDeadline = cancel;
   }
 
   /**
@@ -716,6 +763,11 @@ export class OnewayNode {
           if (slot.record.phase === 'aborted' && input.kind === 'coins') await wallet?.release(input.coins.map((c) => c.outpoint));
           break;
         }
+        case 'release-coins': {
+          const inputs = (slot.record as PayerRecord).fundingInputs ?? [];
+          await this.#o.wallet?.release(inputs.map((i) => i.outpoint));
+          break;
+        }
         case 'broadcast': {
           let result;
           try {
@@ -788,6 +840,7 @@ export class OnewayNode {
 
   #forget(slot: ChannelSlot): void {
     this.#slots.delete(bytesToHex(slot.record.tempChannelId));
+    this.#armNegotiationRetry(slot); // cancels its timers
   }
 
   #send(peer: NodeId, message: WireMessage): void {

@@ -66,6 +66,8 @@ export type PayerInput =
   | { kind: 'pay'; incrementMsat: bigint }
   | { kind: 'close' }
   | { kind: 'resync' }
+  /** The payee left the open unanswered for the node's openTimeoutMs: abandon it if not funded yet. */
+  | { kind: 'open-timeout'; afterMs: number }
   | ChainInput;
 
 export interface ProposalParams {
@@ -151,6 +153,10 @@ export function payerStep(record: PayerRecord, input: PayerInput, ctx: { tipHeig
       return onPay(record, input.incrementMsat);
     case 'close':
       return onClose(record);
+    case 'open-timeout':
+      return record.phase === 'proposed' || record.phase === 'accepted'
+        ? abort(record, 'TIMEOUT', `the payee did not complete the open within ${Math.round(input.afterMs / 1000)} s; abandoned`)
+        : unchanged(record);
     case 'resync':
       return onResync(record);
     case 'block':
@@ -454,6 +460,8 @@ function fail(record: PayerRecord, code: ChannelErrorCode, message: string): Ste
 function abort(record: PayerRecord, code: ChannelErrorCode, message: string, tellPeer = true): Step<PayerRecord> {
   const next: PayerRecord = { ...record, phase: 'aborted', failure: { code, message } };
   const effects: Effect[] = [{ kind: 'persist', reason: 'aborted' }];
+  // Before refund_held the funding was never broadcast: its coins (reserved since 'accepted') are free again.
+  if ((record.phase === 'proposed' || record.phase === 'accepted') && record.fundingInputs?.length) effects.push({ kind: 'release-coins' });
   if (tellPeer) effects.push(send({ type: 'error', channelId: record.tempChannelId, code: CHANNEL_WIRE_CODES[code], message }));
   effects.push({ kind: 'event', event: { type: 'failed', code, message } }, phaseEvent(next));
   return { record: next, effects };

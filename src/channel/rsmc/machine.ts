@@ -1155,23 +1155,34 @@ function onChannelReestablish(record: RsmcRecord, msg: Extract<WireMessage, { ty
   return { record: r, effects };
 }
 
+/**
+ * The peer left an open unfinished for the node's openTimeoutMs (gone, or stuck): abandon it while that
+ * loses nothing, as a close command would, and tell the peer. Past that point the open waits for the chain.
+ */
+function onOpenTimeout(record: RsmcRecord, afterMs: number): RsmcStep {
+  if (!isLive(record) || !abandonableOpen(record)) return { record, effects: [] };
+  return abort(copy(record), 'TIMEOUT', `the open did not complete within ${Math.round(afterMs / 1000)} s; abandoned`, true);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // cooperative close (BOLT 2 shutdown / closing_signed)
 
+/**
+ * An open that can still be abandoned: nothing of ours can reach the chain, so aborting it releases our
+ * coins and loses nothing. That is an open before any commitment, and the opener before it signed its
+ * funding inputs (it does so only on leaving funding_signed): nobody can broadcast the funding, even with
+ * commitment 0 held (an accepter that lost the open after a crash would otherwise keep them reserved for
+ * ever). A single-funded accepter that sent funding_signed is past it: the opener may broadcast.
+ */
+export function abandonableOpen(record: RsmcRecord): boolean {
+  if ((record.role === 'opener' && record.phase === 'funding_signed' && !record.fundingBroadcast) || unsignedDualAccepter(record)) return true;
+  return !record.localCommit && (record.phase === 'negotiating' || record.phase === 'contributing' || (record.role === 'opener' && record.phase === 'funding_signed'));
+}
+
 function onCloseCommand(record: RsmcRecord, cooperative: boolean): RsmcStep {
   if (!isLive(record)) throw new RsmcError('BAD_STATE', `the channel is ${record.phase}`);
-  // The opener before it signed its funding inputs (it does so only on leaving funding_signed): nobody can
-  // broadcast the funding, so the open can be abandoned and the coins released, even with commitment 0 held
-  // (an accepter that lost the open after a crash would otherwise keep them reserved for ever).
-  if ((record.role === 'opener' && record.phase === 'funding_signed' && !record.fundingBroadcast) || unsignedDualAccepter(record)) {
-    return abort(copy(record), 'STOPPED', 'open abandoned', true);
-  }
-  if (!record.localCommit) {
-    if (record.phase === 'negotiating' || record.phase === 'contributing' || (record.role === 'opener' && record.phase === 'funding_signed')) {
-      return abort(copy(record), 'STOPPED', 'open abandoned', true);
-    }
-    throw new RsmcError('BAD_STATE', 'the channel is being funded');
-  }
+  if (abandonableOpen(record)) return abort(copy(record), 'STOPPED', 'open abandoned', true);
+  if (!record.localCommit) throw new RsmcError('BAD_STATE', 'the channel is being funded');
   if (!cooperative) {
     if (record.stale) throw new RsmcError('LOCAL_STALE', 'our state is old: broadcasting our commitment could lose everything; wait for the peer to close');
     if (record.phase === 'closing') return { record, effects: record.closing ? [] : [{ kind: 'broadcast-commitment' }] };
@@ -1531,6 +1542,8 @@ export function rsmcStep(record: RsmcRecord, input: RsmcInput, ctx: RsmcContext)
       return onPay(record, input);
     case 'close':
       return onCloseCommand(record, input.cooperative);
+    case 'open-timeout':
+      return onOpenTimeout(record, input.afterMs);
     case 'commitment-signature':
       return onCommitmentSignature(record, input);
     case 'secret-released':

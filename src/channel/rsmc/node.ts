@@ -44,7 +44,7 @@ import type { FundingWallet } from '../../wallet/device-wallet.js';
 import { RsmcChannel } from './channel.js';
 import { fundingScriptOf, localCommitment, remoteConfig, withFundingWitness } from './commitments.js';
 import { RSMC_WIRE_CODES, RsmcError, type RsmcErrorCode } from './errors.js';
-import { accepterStart, DEFAULT_RSMC_POLICY, isLive, openerStart, rsmcStep } from './machine.js';
+import { abandonableOpen, accepterStart, DEFAULT_RSMC_POLICY, isLive, openerStart, rsmcStep } from './machine.js';
 import { buildResolution, exportRevokedState, type WatchtowerEntry } from './onchain.js';
 import { decodeRecord, encodeRecord, RECORD_PREFIX, recordKey } from './state.js';
 import type {
@@ -93,6 +93,12 @@ export interface RsmcNodeOptions {
   /** How long pay() waits for the payment to be irrevocably committed (default 60 s). */
   payTimeoutMs?: number;
   /**
+   * How long an open may stay abandonable (no funding our side could broadcast or sign) before it is
+   * abandoned, our coins released and the peer told (default 10 min; counted again from a restart).
+   * A peer that restarts within it resumes the open; one that never comes back no longer holds our coins.
+   */
+  openTimeoutMs?: number;
+  /**
    * Confirmations a spend of the funding output (or of an output being swept) needs before the channel
    * records it as confirmed (default 1). Spends are reported to the channel as soon as they are seen in
    * the mempool; a reorganisation shallower than this cannot undo a recorded confirmation. Use 1 on
@@ -101,6 +107,11 @@ export interface RsmcNodeOptions {
   closeDepth?: number;
   hooks?: RsmcHooks;
   log?: (entry: RsmcLogEntry) => void;
+  /**
+   * A listener registered before stored channels load, so it also hears what happens while the node
+   * starts (a close confirmed while it was away, a penalty swept); see onEvent.
+   */
+  onEvent?: (channel: RsmcChannel, event: RsmcEvent) => void;
   /**
    * Called with a signed penalty each time the peer revokes a commitment, for a watchtower to hold
    * (outside the channel's queue; failures are logged).
@@ -181,6 +192,8 @@ export class RsmcNode {
   readonly #fedSpends = new Map<string, SpendInfo>();
   /** Channels loaded from disk whose peer has not had a session since. */
   readonly #restoredSlots = new Set<RsmcChannelSlot>();
+  /** Cancels the open timer of each channel whose open can still be abandoned (see #syncOpenTimer). */
+  readonly #openTimers = new Map<RsmcChannelSlot, () => void>();
   readonly #listeners = new Set<(channel: RsmcChannel, event: RsmcEvent) => void>();
   readonly #unsubscribe: Unsubscribe[] = [];
   /** Channels whose terms a validating signer has been given in this process. */
@@ -201,9 +214,13 @@ export class RsmcNode {
     const closeDepth = options.closeDepth ?? 1;
     if (!Number.isSafeInteger(closeDepth) || closeDepth < 1) throw new RangeError('"closeDepth" expected an integer >= 1');
     if (options.payTimeoutMs !== undefined && !(options.payTimeoutMs > 0)) throw new RangeError('"payTimeoutMs" expected a positive number');
+    if (options.openTimeoutMs !== undefined && !(Number.isSafeInteger(options.openTimeoutMs) && options.openTimeoutMs > 0)) {
+      throw new RangeError('"openTimeoutMs" expected a positive integer');
+    }
     if (options.sweepFeeratePerKw !== undefined && (typeof options.sweepFeeratePerKw !== 'bigint' || options.sweepFeeratePerKw <= 0n)) {
       throw new RangeError('"sweepFeeratePerKw" expected a positive bigint');
     }
+    if (options.onEvent) this.#listeners.add(options.onEvent);
   }
 
   /** Load stored channels, subscribe to peers and chain, and resume every live channel. */
@@ -219,6 +236,10 @@ export class RsmcNode {
 
   get payTimeoutMs(): number {
     return this.#o.payTimeoutMs ?? 60_000;
+  }
+
+  get openTimeoutMs(): number {
+    return this.#o.openTimeoutMs ?? 600_000;
   }
 
   get tipHeight(): number {
@@ -293,6 +314,8 @@ export class RsmcNode {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const u of this.#unsubscribe) u();
+    for (const cancel of this.#openTimers.values()) cancel();
+    this.#openTimers.clear();
     await Promise.allSettled([...this.#slots.values()].map((s) => s.queue));
     for (const slot of this.#slots.values()) slot.handle.shutdown(new RsmcError('STOPPED', 'node stopped'));
   }
@@ -390,7 +413,32 @@ export class RsmcNode {
     slot.handle = new RsmcChannel(this, slot);
     this.#slots.set(bytesToHex(record.tempChannelId), slot);
     this.#index(slot);
+    this.#syncOpenTimer(slot);
     return slot;
+  }
+
+  /**
+   * Keep a timer on each open that can still be abandoned (abandonableOpen): armed when the channel
+   * appears (opened, accepted or loaded), cancelled once the open gets past that point. When it fires,
+   * the machine abandons the open if it still can; so a peer that vanishes mid-open does not hold our
+   * coins for ever. Runs after every task of the channel's queue.
+   */
+  #syncOpenTimer(slot: RsmcChannelSlot): void {
+    // Cheap checks first: this runs after every task, payments included. A forgotten slot has no timer.
+    const pending = !this.#stopped && isLive(slot.record) && abandonableOpen(slot.record) && this.#slots.get(bytesToHex(slot.record.tempChannelId)) === slot;
+    const cancel = this.#openTimers.get(slot);
+    if (pending && !cancel) {
+      const afterMs = this.openTimeoutMs;
+      this.#openTimers.set(slot, this.#clock.setTimer(afterMs, () => {
+        this.#openTimers.delete(slot);
+        if (this.#stopped) return;
+        this.#log('warn', `open timeout: no progress for ${Math.round(afterMs / 1000)} s`, slot, 'TIMEOUT');
+        this.#enqueue(slot, () => this.#apply(slot, { kind: 'open-timeout', afterMs })).catch(() => undefined);
+      }));
+    } else if (!pending && cancel) {
+      cancel();
+      this.#openTimers.delete(slot);
+    }
   }
 
   #index(slot: RsmcChannelSlot): void {
@@ -400,6 +448,7 @@ export class RsmcNode {
   #forget(slot: RsmcChannelSlot): void {
     this.#slots.delete(bytesToHex(slot.record.tempChannelId));
     if (slot.record.channelId) this.#byChannelId.delete(bytesToHex(slot.record.channelId));
+    this.#syncOpenTimer(slot);
   }
 
   #watch(slot: RsmcChannelSlot, outpoint: OutPoint): void {
@@ -629,7 +678,7 @@ export class RsmcNode {
   }
 
   #enqueue<T>(slot: RsmcChannelSlot, task: () => Promise<T>): Promise<T> {
-    const run = slot.queue.then(task);
+    const run = slot.queue.then(task).finally(() => this.#syncOpenTimer(slot));
     slot.queue = run.catch((error) => {
       if (!(error instanceof RsmcError) && !(error instanceof RangeError)) this.#log('error', `channel task failed: ${(error as Error).message}`, slot);
     });

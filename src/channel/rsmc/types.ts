@@ -364,6 +364,8 @@ export type RsmcInput =
   | { kind: 'pay'; amountMsat: bigint; ref: number }
   /** Command: close. Cooperative sends shutdown; otherwise broadcast our commitment. */
   | { kind: 'close'; cooperative: boolean }
+  /** The open did not get past the point of no return within the node's openTimeoutMs (see abandonableOpen). */
+  | { kind: 'open-timeout'; afterMs: number }
   | { kind: 'commitment-signature'; number: bigint; signature: Uint8Array }
   | { kind: 'secret-released'; number: bigint; secret: Uint8Array; nextPoint: Uint8Array }
   | { kind: 'coins'; coins: WalletCoin[]; changeScript: Uint8Array }
