@@ -103,7 +103,6 @@ export async function runCrashHarness(options: HarnessOptions): Promise<HarnessR
   };
   const root = await mkdtemp(join(scratchRoot(), 'trickle-crash-'));
   const forget = removeOnExit(root);
-  const broker = await startEmbeddedBroker();
   const simnet = new Simnet();
   const broadcasts = BroadcastLog.attach(simnet);
   const chain = await serveSimnet(simnet, { autoMine: { intervalMs: 40 } });
@@ -121,6 +120,10 @@ export async function runCrashHarness(options: HarnessOptions): Promise<HarnessR
       const stalls: string[] = [];
       const runStarted = performance.now();
       const dir = await mkdtemp(join(root, `${kind}-${index}-`));
+      // A broker per run: killed parties never withdraw their retained announcements and statuses, and on
+      // one broker for the whole soak they piled up (some 3,000 after 1,700 runs) until a new subscriber
+      // received them so slowly that a payer's 10 s wait for its provider's offer ran out (NO_OFFER).
+      const broker = await startEmbeddedBroker();
       const ctx: RunContext = {
         index,
         seed,
@@ -142,6 +145,8 @@ export async function runCrashHarness(options: HarnessOptions): Promise<HarnessR
         stats = kind === 'oneway' ? await runOneway(ctx) : await runRsmc(ctx);
       } catch (error) {
         violations.push(`${kind} run ${index} (seed ${seed}): the harness failed: ${(error as Error).stack ?? String(error)}`);
+      } finally {
+        await broker.close();
       }
       if (violations.length > 0 && options.keepDir) {
         const kept = join(options.keepDir, `${kind}-run-${index}-seed-${seed}`);
@@ -169,7 +174,6 @@ export async function runCrashHarness(options: HarnessOptions): Promise<HarnessR
   } finally {
     killAllChildren();
     await chain.close();
-    await broker.close();
     await rm(root, { recursive: true, force: true });
     forget();
   }
