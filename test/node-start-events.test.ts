@@ -5,25 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Simnet } from '../src/chain/simnet/index.js';
-import { InMemoryBroker } from '../src/transport/memory.js';
 import type { OnewayChannel } from '../src/channel/oneway/channel.js';
 import type { ChannelEvent } from '../src/channel/oneway/core.js';
 import { until } from './helpers/session-nodes.js';
-import { OFFER, fundWallet, memoryTransport, startParty, stopParty } from './helpers/oneway-parties.js';
+import { memoryTransport, openPaidChannel, startParty, stopParty } from './helpers/oneway-parties.js';
 
 test('one-way: a close confirmed while the payer was away is told to the onEvent option during start', async () => {
-  const chain = new Simnet();
-  const broker = new InMemoryBroker();
-  const provider = await startParty({ seed: 1, chain, transport: memoryTransport(broker), offers: [OFFER] });
-  const device = await startParty({ seed: 2, chain, transport: memoryTransport(broker) });
-  await fundWallet(chain, device, 1_000_000n);
-  await until(() => device.messenger.directory().has(provider.messenger.nodeId), 'announcement');
-  const opening = device.node.open(provider.messenger.nodeId, { capacitySat: 200_000n, expiryBlocks: 100 });
-  await until(() => chain.mempool().length > 0, 'funding broadcast');
-  await chain.mine(1);
-  const channel = await opening;
-  await channel.pay(3_000_000n);
+  const { chain, broker, provider, device, channel } = await openPaidChannel();
   await stopParty(device);
 
   // The provider settles while the device is away.

@@ -5,31 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Simnet } from '../src/chain/simnet/index.js';
-import { InMemoryBroker } from '../src/transport/memory.js';
 import type { OnewayLogEntry } from '../src/channel/oneway/node.js';
 import { until } from './helpers/session-nodes.js';
-import { OFFER, fundWallet, memoryTransport, startParty, stopParty } from './helpers/oneway-parties.js';
+import { openPaidChannel, stopParty } from './helpers/oneway-parties.js';
 
-async function openPaidChannel(closeDepth: number) {
-  const chain = new Simnet();
-  const broker = new InMemoryBroker();
+async function paidChannelWithLogs(closeDepth: number) {
   const logs: OnewayLogEntry[] = [];
-  const node = { closeDepth, log: (e: OnewayLogEntry) => logs.push(e) };
-  const provider = await startParty({ seed: 1, chain, transport: memoryTransport(broker), offers: [OFFER], node });
-  const device = await startParty({ seed: 2, chain, transport: memoryTransport(broker), node });
-  await fundWallet(chain, device, 1_000_000n);
-  await until(() => device.messenger.directory().has(provider.messenger.nodeId), 'announcement');
-  const opening = device.node.open(provider.messenger.nodeId, { capacitySat: 200_000n, expiryBlocks: 100 });
-  await until(() => chain.mempool().length > 0, 'funding broadcast');
-  await chain.mine(1);
-  const channel = await opening;
-  await channel.pay(3_000_000n);
-  return { chain, provider, device, channel, logs };
+  const opened = await openPaidChannel({ closeDepth, log: (e: OnewayLogEntry) => logs.push(e) });
+  return { ...opened, logs };
 }
 
 test('the outcome waits for closeDepth; a reorg that removes the settlement block sends both sides back to waiting', async () => {
-  const { chain, provider, device, channel, logs } = await openPaidChannel(3);
+  const { chain, provider, device, channel, logs } = await paidChannelWithLogs(3);
   const closing = channel.close();
   await until(() => chain.mempool().length > 0, 'settlement broadcast');
   const [settlementTxid] = chain.mempool();
@@ -62,7 +49,7 @@ test('the outcome waits for closeDepth; a reorg that removes the settlement bloc
 });
 
 test('a reorg deeper than closeDepth after the outcome is recorded is reported, not a crash', async () => {
-  const { chain, provider, device, channel, logs } = await openPaidChannel(1);
+  const { chain, provider, device, channel, logs } = await paidChannelWithLogs(1);
   const closing = channel.close();
   await until(() => chain.mempool().length > 0, 'settlement broadcast');
   const [block] = await chain.mine(1);

@@ -15,9 +15,9 @@ import { DeviceWallet } from '../../src/wallet/device-wallet.js';
 import { SimnetUtxoSource, type SimnetUtxoChain } from '../../src/wallet/utxo-source.js';
 import { OnewayNode, type OnewayNodeOptions } from '../../src/channel/oneway/node.js';
 import { p2wpkhOutput } from '../../src/onchain/script.js';
-import { FAST_TIMINGS } from './session-nodes.js';
+import { FAST_TIMINGS, until } from './session-nodes.js';
 import type { BroadcastResult } from '../../src/chain/port.js';
-import type { Simnet } from '../../src/chain/simnet/index.js';
+import { Simnet } from '../../src/chain/simnet/index.js';
 import { startMqttMessenger, type MqttMessengerOptions } from '../../src/transport/mqtt/node.js';
 
 export const OFFER: ServiceOffer = {
@@ -110,6 +110,26 @@ export async function fundWallet(chain: ChainWithCoins, party: { signer: Softwar
   const outpoint = await chain.faucet(p2wpkhOutput(pubkey), valueSat);
   await chain.mine(1);
   return outpoint;
+}
+
+/**
+ * A provider (seed 1) and a device (seed 2) on a Simnet and an in-memory broker, both with `node`
+ * options; the device opens a 200,000 sat channel (expiry in 100 blocks), it confirms, and 3,000,000 msat
+ * are paid on it.
+ */
+export async function openPaidChannel(node: Partial<OnewayNodeOptions> = {}) {
+  const chain = new Simnet();
+  const broker = new InMemoryBroker();
+  const provider = await startParty({ seed: 1, chain, transport: memoryTransport(broker), offers: [OFFER], node });
+  const device = await startParty({ seed: 2, chain, transport: memoryTransport(broker), node });
+  await fundWallet(chain, device, 1_000_000n);
+  await until(() => device.messenger.directory().has(provider.messenger.nodeId), 'announcement');
+  const opening = device.node.open(provider.messenger.nodeId, { capacitySat: 200_000n, expiryBlocks: 100 });
+  await until(() => chain.mempool().length > 0, 'funding broadcast');
+  await chain.mine(1);
+  const channel = await opening;
+  await channel.pay(3_000_000n);
+  return { chain, broker, provider, device, channel };
 }
 
 export async function stopParty(party: Party): Promise<void> {
