@@ -3,8 +3,8 @@
  * identity, MQTT connection, Messenger (Noise sessions), software signer, DeviceWallet, MemoryStore and
  * OnewayNode — what a provider holds a channel with. Three shortcuts keep the load generator's own costs
  * (which no single real device pays) from starving the provider on a small machine:
- * - they do not subscribe to other nodes' statuses and announcements (N devices in one process would verify
- *   N² status signatures); the terms come from the parent instead of the provider's announcement;
+ * - their messengers watch no one's presence (`presence: 'watched'`; N devices in one process would otherwise
+ *   verify N² status signatures); the terms come from the parent instead of the provider's announcement;
  * - they share one SimnetClient (polling every second) and do not watch their funding outputs (the rig
  *   never closes a channel; N watches would cost N getSpend requests per poll);
  * - their stores are MemoryStores.
@@ -20,16 +20,14 @@ import { SimnetClient } from '../src/chain/simnet-client.js';
 import { OnewayNode } from '../src/channel/oneway/node.js';
 import type { OnewayChannel } from '../src/channel/oneway/channel.js';
 import type { ServiceTerms } from '../src/channel/oneway/state.js';
-import { Messenger } from '../src/node/messenger.js';
+import type { Messenger } from '../src/node/messenger.js';
 import { p2wpkhOutput } from '../src/onchain/script.js';
 import { softwareIdentity, type NodeIdentity } from '../src/session/identity.js';
 import { SoftwareSigner } from '../src/signer/software.js';
 import { MemoryStore } from '../src/store/memory.js';
-import { MqttTransport } from '../src/transport/mqtt/transport.js';
-import type { Transport } from '../src/transport/port.js';
+import { startMqttMessenger } from '../src/transport/mqtt/node.js';
 import { DeviceWallet } from '../src/wallet/device-wallet.js';
 import { SimnetUtxoSource } from '../src/wallet/utxo-source.js';
-import { signNodeStatus } from '../src/wire/index.js';
 import { cpuMs, memoryMb, serve } from './provider-ipc.js';
 
 chooseSecp256k1();
@@ -49,24 +47,6 @@ const encoder = new TextEncoder();
 function keysOf(index: number): { identity: NodeIdentity; signer: SoftwareSigner } {
   const seed = hmacSha256(encoder.encode('trickle bench payer'), encoder.encode(String(index)));
   return { identity: softwareIdentity(hmacSha256(seed, encoder.encode('identity'))), signer: SoftwareSigner.fromSeed(hmacSha256(seed, encoder.encode('signer'))) };
-}
-
-/** The MQTT transport as startMqttMessenger builds it, minus the presence board (see the module doc). */
-function payerTransport(url: string, identity: NodeIdentity): Transport {
-  let lastTimestamp = 0;
-  const presence = (): { onlineStatus: Uint8Array; offlineStatus: Uint8Array } => {
-    lastTimestamp = Math.max(Math.floor(Date.now() / 1000), lastTimestamp + 1);
-    const sign = (status: 'online' | 'offline'): Uint8Array => signNodeStatus({ nodeId: identity.publicKey, status, timestamp: lastTimestamp }, identity);
-    return { onlineStatus: sign('online'), offlineStatus: sign('offline') };
-  };
-  const inner = new MqttTransport({ url, localNodeId: identity.nodeId, protocolVersion: 4, ...presence(), refreshPresence: presence });
-  return new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'onStatus' || prop === 'onAnnouncement') return () => () => undefined;
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }
 
 /** Run `task` over `items` with at most `limit` at a time. */
@@ -104,7 +84,7 @@ serve(
       await pool(indexes, 25, async (index) => {
         const { identity, signer } = keysOf(index);
         const store = new MemoryStore();
-        const messenger = await Messenger.start({ identity, transport: payerTransport(url, identity) });
+        const messenger = await startMqttMessenger({ url, identity, protocolVersion: 4, presence: 'watched' });
         const wallet = await DeviceWallet.open({ signer, source: new SimnetUtxoSource(client), chain: client, store });
         const node = await OnewayNode.start({ messenger, chain: unwatched, store, signer, wallet, payTimeoutMs: 120_000 });
         await client.faucet(p2wpkhOutput(await signer.getPublicKey({ family: 'wallet', index: 0 })), fundSat);

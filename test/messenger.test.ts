@@ -21,10 +21,10 @@ const OFFER: ServiceOffer = {
   maxCapacitySat: 1_000_000n,
 };
 
-async function messenger(broker: InMemoryBroker, identity = randomIdentity()) {
+async function messenger(broker: InMemoryBroker, identity = randomIdentity(), presence?: 'all' | 'watched') {
   const status = (s: 'online' | 'offline') => signNodeStatus({ nodeId: identity.publicKey, status: s, timestamp: NOW }, identity);
   const transport = broker.transport(identity.nodeId, { onlineStatus: status('online'), offlineStatus: status('offline') });
-  const m = await Messenger.start({ identity, transport, wallClockSec: () => NOW });
+  const m = await Messenger.start({ identity, transport, wallClockSec: () => NOW, ...(presence && { presence }) });
   const received: WireMessage[] = [];
   m.onMessage((_peer, message) => received.push(message));
   return { m, identity, transport, received };
@@ -118,4 +118,46 @@ test('[T-3] signed statuses: online on start, offline when the link dies (Last W
   assert.equal(watcher.m.stats().invalidAnnouncements.NODE_ID_MISMATCH, 1);
   await node.m.stop();
   await watcher.m.stop();
+});
+
+test('[T-4] presence \'watched\': only the nodes passed to watch() reach the directory and statuses', async () => {
+  const broker = new InMemoryBroker();
+  const provider = await messenger(broker);
+  const other = await messenger(broker);
+  await provider.m.announce([OFFER]);
+  await other.m.announce([{ ...OFFER, serviceId: 'charger' }]);
+  const device = await messenger(broker, randomIdentity(), 'watched');
+  assert.equal(device.m.directory().size, 0);
+  assert.equal(device.m.statuses().size, 0);
+  assert.throws(() => device.m.watch('not a node id'), TypeError);
+
+  const first = device.m.watch(provider.m.nodeId);
+  const second = device.m.watch(provider.m.nodeId);
+  // The retained values arrive with the watch, as with a new MQTT subscription.
+  assert.equal(device.m.directory().get(provider.m.nodeId)?.announcement.services[0]?.serviceId, 'hotspot');
+  assert.equal(device.m.statuses().get(provider.m.nodeId)?.status, 'online');
+  assert.deepEqual([...device.m.directory().keys()], [provider.m.nodeId]);
+  assert.deepEqual([...device.m.statuses().keys()], [provider.m.nodeId]);
+
+  // Watches are counted: one left still receives; after the last, nothing more arrives.
+  first();
+  first();
+  provider.transport.setLink('down');
+  assert.equal(device.m.statuses().get(provider.m.nodeId)?.status, 'offline');
+  second();
+  provider.transport.setLink('up');
+  // Watched, the withdrawal would remove the entry; unwatched it never arrives, and what arrived stays.
+  await provider.m.withdraw();
+  assert.equal(device.m.directory().has(provider.m.nodeId), true);
+
+  // With presence 'all' (the default) every node arrives and watch() changes nothing.
+  const all = await messenger(broker);
+  assert.equal(all.m.directory().has(other.m.nodeId), true);
+  all.m.watch(other.m.nodeId)();
+  assert.equal(all.m.statuses().get(other.m.nodeId)?.status, 'online');
+  await assert.rejects(
+    Messenger.start({ identity: randomIdentity(), transport: broker.transport(randomIdentity().nodeId), presence: 'some' as 'all' }),
+    RangeError,
+  );
+  for (const n of [provider, other, device, all]) await n.m.stop();
 });

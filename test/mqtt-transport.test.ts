@@ -217,6 +217,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
             const observer = await fleet.started('observer');
             const seen = new Map<NodeId, string[]>();
             observer.onStatus((from, status) => seen.set(from, [...(seen.get(from) ?? []), text.decode(status)]));
+            observer.watchPresence('all');
             await waitFor('retained online statuses', () => seen.get(a.localNodeId)?.[0] === 'online dies' && seen.get(b.localNodeId)?.[0] === 'online leaves');
 
             // Cut the network under `a`: no DISCONNECT reaches the broker, so it publishes the Will.
@@ -245,6 +246,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
             late.onAnnouncement((from, ann) => {
               if (from === a.localNodeId) got.push(text.decode(ann));
             });
+            late.watchPresence('all');
             await waitFor('the retained announcement', () => got.length >= 1);
             assert.deepEqual(got, ['announce v2'], 'only the last retained value');
             await a.withdrawAnnouncement();
@@ -262,9 +264,60 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
               if (from === a.localNodeId) laterGot.push(text.decode(ann));
               if (from === marker.localNodeId) markerSeen = true;
             });
+            later.watchPresence('all');
             await waitFor('the marker announcement', () => markerSeen);
             assert.deepEqual(laterGot, []);
             await marker.withdrawAnnouncement();
+          } finally {
+            await fleet.stopAll();
+          }
+        });
+
+        test('[T-4] watchPresence(node) receives only that node\'s presence; watches are counted and the last unwatch stops it', { timeout: TEST_TIMEOUT_MS }, async () => {
+          const fleet = fleetFor();
+          try {
+            const a = await fleet.started('watched');
+            const c = await fleet.started('ignored');
+            const m = await fleet.started('marker');
+            await a.publishAnnouncement(utf8.encode('a v1'));
+            await c.publishAnnouncement(utf8.encode('c v1'));
+            const w = await fleet.started('watcher');
+            assert.throws(() => w.watchPresence('nope' as NodeId), TypeError);
+            const got: string[] = [];
+            const record = (kind: string) => (from: NodeId, bytes: Uint8Array): void => {
+              const who = from === a.localNodeId ? 'a' : from === c.localNodeId ? 'c' : from === m.localNodeId ? 'm' : 'other';
+              got.push(`${who} ${kind} ${text.decode(bytes)}`);
+            };
+            w.onAnnouncement(record('announce'));
+            w.onStatus(record('status'));
+            // Published live while w watches nothing: it must reach w only later, as m's retained value.
+            await m.publishAnnouncement(utf8.encode('marker 0'));
+
+            const first = w.watchPresence(a.localNodeId);
+            const second = w.watchPresence(a.localNodeId);
+            await waitFor('a\'s retained announcement and status', () => got.includes('a announce a v1') && got.includes('a status online watched'));
+            // c publishes (and the broker takes it) before a does: had c been watched, its value would come first.
+            await c.publishAnnouncement(utf8.encode('c v2'));
+            await a.publishAnnouncement(utf8.encode('a v2'));
+            await waitFor('a\'s live announcement', () => got.includes('a announce a v2'));
+            assert.deepEqual(got.filter((g) => !g.startsWith('a ')), [], 'nothing of c or m');
+
+            first();
+            first(); // idempotent: the second watch still holds
+            await a.publishAnnouncement(utf8.encode('a v3'));
+            await waitFor('a v3 while one watch remains', () => got.includes('a announce a v3'));
+
+            second();
+            const stopMarker = w.watchPresence(m.localNodeId);
+            await waitFor('the marker\'s retained announcement', () => got.includes('m announce marker 0'));
+            await a.publishAnnouncement(utf8.encode('a v4'));
+            await m.publishAnnouncement(utf8.encode('marker 1'));
+            await waitFor('the live marker', () => got.includes('m announce marker 1'));
+            assert.equal(got.includes('a announce a v4'), false, 'a is no longer watched');
+            assert.equal(got.filter((g) => g === 'm announce marker 0').length, 1, 'marker 0 came once, as the retained value of the watch');
+            assert.equal(got.some((g) => g.startsWith('c ')), false, 'c was never watched');
+            stopMarker();
+            for (const t of [a, c, m]) await t.withdrawAnnouncement();
           } finally {
             await fleet.stopAll();
           }
@@ -350,6 +403,7 @@ for (const factory of brokerFactories({ includeSkipped: true })) {
             const atB = collectFrames(b);
             const statuses: NodeId[] = [];
             b.onStatus((from) => statuses.push(from));
+            b.watchPresence('all');
             const intruder = nodeId(`intruder-${runCounter++}`);
             const raw = await fleet.raw();
             await raw.publishAsync(inboxTopic(b.localNodeId), Buffer.alloc(MAX_FRAME_BYTES + 1), { qos: 1 });
@@ -421,8 +475,10 @@ describe('MqttTransport over mosquitto with passwords and an ACL', { skip: mosqu
         const b = await fleet.started('bob', creds(bob));
         const statuses = new Set<NodeId>();
         a.onStatus((from) => statuses.add(from));
+        a.watchPresence('all');
         const announcements = new Map<NodeId, string>();
         b.onAnnouncement((from, ann) => announcements.set(from, text.decode(ann)));
+        b.watchPresence('all');
         await a.publishAnnouncement(utf8.encode('alice here'));
         const atA = collectFrames(a);
         const atB = collectFrames(b);

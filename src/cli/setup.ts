@@ -281,8 +281,16 @@ export async function startLocalNode(options: LocalNodeOptions): Promise<LocalNo
     });
     const depth = onRegtest ? 1 : 3;
     const session = sessionOptionsFromEnv();
-    // Inbound held until both channel runtimes listen (see MessengerOptions.holdInbound).
-    messenger = await startMqttMessenger({ url: options.brokerUrl, identity: keys.identity, holdInbound: true, ...(session && { session }) });
+    // Inbound held until both channel runtimes listen (see MessengerOptions.holdInbound). Every command
+    // knows its peer, so the node receives only the presence it asks for (a payer: its provider's offer)
+    // rather than the whole board of a shared broker.
+    messenger = await startMqttMessenger({
+      url: options.brokerUrl,
+      identity: keys.identity,
+      holdInbound: true,
+      presence: 'watched',
+      ...(session && { session }),
+    });
     const hooks = crashHooksFromEnv();
     const node = await OnewayNode.start({
       messenger,

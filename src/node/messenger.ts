@@ -21,7 +21,7 @@ import {
   type SessionManagerOptions,
   type SessionStats,
 } from '../session/manager.js';
-import type { FrameTransport, NodeId, Transport, Unsubscribe } from '../transport/port.js';
+import { isNodeId, type FrameTransport, type NodeId, type Transport, type Unsubscribe } from '../transport/port.js';
 import {
   WireError,
   encodeMessage,
@@ -56,6 +56,13 @@ export interface MessengerOptions {
    * retransmits the rest).
    */
   holdInbound?: boolean;
+  /**
+   * Whose announcements and statuses to receive. 'all' (the default): the whole presence board, so
+   * directory() discovers every provider on the broker. 'watched': only the nodes passed to watch() —
+   * what a device that already knows its provider wants, since on a busy broker the whole board is
+   * thousands of retained messages to receive and verify.
+   */
+  presence?: 'all' | 'watched';
 }
 
 const MAX_HELD_FRAMES = 1024;
@@ -99,6 +106,8 @@ export class Messenger {
   #handlerErrors = 0;
   #stopped = false;
   #heldFrames: Uint8Array[] | undefined;
+  readonly #watchesAll: boolean;
+  readonly #watches = new Set<Unsubscribe>();
   #frameHandler: ((frame: Uint8Array) => void) | undefined;
 
   private constructor(options: MessengerOptions) {
@@ -109,6 +118,9 @@ export class Messenger {
     const max = options.maxMessageBytes ?? 65535;
     if (!Number.isInteger(max) || max < 1 || max > 65535) throw new RangeError('"maxMessageBytes" expected 1..65535');
     this.#maxMessageBytes = max;
+    const presence = options.presence ?? 'all';
+    if (presence !== 'all' && presence !== 'watched') throw new RangeError('"presence" expected \'all\' or \'watched\'');
+    this.#watchesAll = presence === 'all';
     if (options.holdInbound) this.#heldFrames = [];
     const transport = options.transport;
     const frames: FrameTransport = {
@@ -137,6 +149,7 @@ export class Messenger {
       this.#transport.onAnnouncement((from, bytes) => this.#onPublicAnnouncement(from, bytes)),
       this.#transport.onStatus((from, bytes) => this.#onStatus(from, bytes)),
     );
+    if (this.#watchesAll) this.#unsubscribe.push(this.#transport.watchPresence('all'));
   }
 
   /** Deliver the frames held since start (MessengerOptions.holdInbound), in order, and stop holding. */
@@ -195,6 +208,22 @@ export class Messenger {
     return () => this.#statusHandlers.delete(handler);
   }
 
+  /**
+   * Receive `node`'s public announcement and status (its retained values arrive at once) until the
+   * returned function is called. Needed only with `presence: 'watched'`; with 'all' every node is
+   * already received and this does nothing. What arrived stays in directory() and statuses().
+   */
+  watch(node: NodeId): Unsubscribe {
+    if (!isNodeId(node)) throw new TypeError('"node" expected a node id');
+    if (this.#watchesAll || this.#stopped) return () => {};
+    const unwatch = this.#transport.watchPresence(node);
+    const release: Unsubscribe = () => {
+      if (this.#watches.delete(release)) unwatch();
+    };
+    this.#watches.add(release);
+    return release;
+  }
+
   /** The newest verified announcement of every node seen, public or private. */
   directory(): ReadonlyMap<NodeId, DirectoryEntry> {
     return this.#directory;
@@ -243,6 +272,7 @@ export class Messenger {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    for (const unwatch of [...this.#watches]) unwatch();
     this.#sessions.close();
     await this.#transport.stop();
   }

@@ -110,6 +110,8 @@ export class InMemoryTransport implements Transport {
   readonly #linkHandlers = new Set<(state: LinkState) => void>();
   readonly #announcementHandlers = new Set<(from: NodeId, bytes: Uint8Array) => void>();
   readonly #statusHandlers = new Set<(from: NodeId, bytes: Uint8Array) => void>();
+  /** watchPresence() calls in force, per node or 'all'. */
+  readonly #watches = new Map<NodeId | 'all', number>();
 
   constructor(
     readonly broker: InMemoryBroker,
@@ -128,6 +130,8 @@ export class InMemoryTransport implements Transport {
     if (this.#stopped) throw new Error('transport stopped');
     this.#started = true;
     this.#setLink('up');
+    // Subscriptions made before the first connection are granted now, with their retained values.
+    for (const node of this.#watches.keys()) this.#deliverRetained(node);
   }
 
   async stop(): Promise<void> {
@@ -186,17 +190,40 @@ export class InMemoryTransport implements Transport {
     this.broker.retainAnnouncement(this.localNodeId, new Uint8Array());
   }
 
+  watchPresence(node: NodeId | 'all'): Unsubscribe {
+    if (node !== 'all' && !isNodeId(node)) throw new TypeError('"node" expected a node id or \'all\'');
+    const count = this.#watches.get(node) ?? 0;
+    this.#watches.set(node, count + 1);
+    // A new subscription brings the retained values at once, as on a broker (once connected).
+    if (count === 0 && this.#linkState === 'up') this.#deliverRetained(node);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.#watches.get(node) ?? 1) - 1;
+      if (left > 0) this.#watches.set(node, left);
+      else this.#watches.delete(node);
+    };
+  }
+
   onAnnouncement(handler: (from: NodeId, announcement: Uint8Array) => void): Unsubscribe {
     this.#announcementHandlers.add(handler);
-    // Retained messages reach a new subscriber at once, as on a broker.
-    for (const [from, bytes] of this.broker.retained().announcements) handler(from, bytes.slice());
     return () => this.#announcementHandlers.delete(handler);
   }
 
   onStatus(handler: (from: NodeId, status: Uint8Array) => void): Unsubscribe {
     this.#statusHandlers.add(handler);
-    for (const [from, bytes] of this.broker.retained().statuses) handler(from, bytes.slice());
     return () => this.#statusHandlers.delete(handler);
+  }
+
+  #watching(node: NodeId): boolean {
+    return this.#watches.has('all') || this.#watches.has(node);
+  }
+
+  #deliverRetained(node: NodeId | 'all'): void {
+    const { announcements, statuses } = this.broker.retained();
+    for (const [from, bytes] of announcements) if (node === 'all' || from === node) this.deliverAnnouncement(from, bytes);
+    for (const [from, bytes] of statuses) if (node === 'all' || from === node) this.deliverStatus(from, bytes);
   }
 
   /** @internal */
@@ -212,11 +239,13 @@ export class InMemoryTransport implements Transport {
 
   /** @internal */
   deliverAnnouncement(from: NodeId, bytes: Uint8Array): void {
+    if (!this.#watching(from)) return;
     for (const handler of this.#announcementHandlers) handler(from, bytes.slice());
   }
 
   /** @internal */
   deliverStatus(from: NodeId, bytes: Uint8Array): void {
+    if (!this.#watching(from)) return;
     for (const handler of this.#statusHandlers) handler(from, bytes.slice());
   }
 }

@@ -41,11 +41,20 @@ export interface PresenceBoard {
   /** Remove our retained announcement (an empty retained publish). */
   withdrawAnnouncement(): Promise<void>;
   /**
-   * Every retained or live announcement of any node, with the node id taken from the topic
+   * Receive the presence (announcement and status) of one node, or of every node ('all': the whole
+   * board, for discovery). Nothing reaches onAnnouncement/onStatus until something is watched: on a
+   * busy broker the whole board is thousands of retained messages, which a device paying one provider
+   * has no use for. A new watch brings the retained values at once (as a new MQTT subscription does);
+   * overlapping watches may deliver a value twice. Watches are counted: each call is undone by its
+   * Unsubscribe. Throws TypeError for anything but a node id or 'all'.
+   */
+  watchPresence(node: NodeId | 'all'): Unsubscribe;
+  /**
+   * Every retained or live announcement of a watched node, with the node id taken from the topic
    * (untrusted until the signature inside is checked). An empty payload means withdrawn.
    */
   onAnnouncement(handler: (from: NodeId, announcement: Uint8Array) => void): Unsubscribe;
-  /** Every node's retained status (online on connect, offline via the Last Will). */
+  /** Every watched node's retained status (online on connect, offline via the Last Will). */
   onStatus(handler: (from: NodeId, status: Uint8Array) => void): Unsubscribe;
 }
 

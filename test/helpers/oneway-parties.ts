@@ -2,7 +2,7 @@
  * One-way channel parties for tests: a provider (payee) and a device (payer), each with a messenger on
  * a shared transport, a software signer, a store, and the device wallet funded on a chain.
  */
-import { Messenger } from '../../src/node/messenger.js';
+import { Messenger, type MessengerOptions } from '../../src/node/messenger.js';
 import { softwareIdentity, type NodeIdentity } from '../../src/session/identity.js';
 import { SoftwareSigner } from '../../src/signer/software.js';
 import type { ChainSource, OutPoint } from '../../src/chain/port.js';
@@ -68,10 +68,16 @@ export async function startParty(options: {
   store?: Store;
   offers?: ServiceOffer[];
   node?: Partial<OnewayNodeOptions>;
+  presence?: MessengerOptions['presence'];
 }): Promise<Party> {
   const { identity, signer } = seeded(options.seed);
   const store = options.store ?? new MemoryStore();
-  const messenger = await Messenger.start({ identity, transport: options.transport(identity), session: FAST_TIMINGS });
+  const messenger = await Messenger.start({
+    identity,
+    transport: options.transport(identity),
+    session: FAST_TIMINGS,
+    ...(options.presence !== undefined && { presence: options.presence }),
+  });
   return withChannels(messenger, identity, signer, store, options);
 }
 

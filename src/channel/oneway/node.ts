@@ -514,17 +514,24 @@ export class OnewayNode {
    */
   async offerOf(peer: NodeId, params: Partial<Pick<OpenParams, 'capacitySat' | 'serviceId' | 'offerTimeoutMs'>> = {}): Promise<ServiceTerms> {
     const deadline = this.#clock.now() + (params.offerTimeoutMs ?? 10_000);
-    for (;;) {
-      const entry = this.#o.messenger.directory().get(peer);
-      const offer = entry?.announcement.services.find((s) => params.serviceId === undefined || s.serviceId === params.serviceId);
-      if (offer) {
-        if (params.capacitySat !== undefined && (params.capacitySat < offer.minCapacitySat || params.capacitySat > offer.maxCapacitySat)) {
-          throw new ChannelError('TERMS_REJECTED', `capacity must be within ${offer.minCapacitySat}..${offer.maxCapacitySat} sat`);
+    // Asks for this provider's retained announcement (a messenger with presence 'watched' receives
+    // nobody else's); what arrives stays in the directory after the wait.
+    const unwatch = this.#o.messenger.watch(peer);
+    try {
+      for (;;) {
+        const entry = this.#o.messenger.directory().get(peer);
+        const offer = entry?.announcement.services.find((s) => params.serviceId === undefined || s.serviceId === params.serviceId);
+        if (offer) {
+          if (params.capacitySat !== undefined && (params.capacitySat < offer.minCapacitySat || params.capacitySat > offer.maxCapacitySat)) {
+            throw new ChannelError('TERMS_REJECTED', `capacity must be within ${offer.minCapacitySat}..${offer.maxCapacitySat} sat`);
+          }
+          return { serviceId: offer.serviceId, unit: offer.unit, tariffMsatPerUnit: offer.tariffMsatPerUnit, creditWindowUnits: offer.creditWindowUnits };
         }
-        return { serviceId: offer.serviceId, unit: offer.unit, tariffMsatPerUnit: offer.tariffMsatPerUnit, creditWindowUnits: offer.creditWindowUnits };
+        if (this.#clock.now() >= deadline) throw new ChannelError('NO_OFFER', 'the provider announced no matching service');
+        await new Promise<void>((resolve) => this.#clock.setTimer(100, resolve));
       }
-      if (this.#clock.now() >= deadline) throw new ChannelError('NO_OFFER', 'the provider announced no matching service');
-      await new Promise<void>((resolve) => this.#clock.setTimer(100, resolve));
+    } finally {
+      unwatch();
     }
   }
 

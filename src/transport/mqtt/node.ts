@@ -19,7 +19,7 @@ export interface MqttMessengerOptions
 }
 
 export async function startMqttMessenger(options: MqttMessengerOptions): Promise<Messenger> {
-  const { identity, clock, wallClockSec, session, maxMessageBytes, holdInbound, ...mqtt } = options;
+  const { identity, clock, wallClockSec, session, maxMessageBytes, holdInbound, presence: presenceScope, ...mqtt } = options;
   const clockSec = wallClockSec ?? (() => Math.floor(Date.now() / 1000));
   // [T-3] Each connection signs both statuses with one timestamp, strictly newer than the
   // previous connection's, so a reconnect's "online" beats the last Will's "offline" even
@@ -45,5 +45,6 @@ export async function startMqttMessenger(options: MqttMessengerOptions): Promise
     ...(session !== undefined ? { session } : {}),
     ...(maxMessageBytes !== undefined ? { maxMessageBytes } : {}),
     ...(holdInbound !== undefined ? { holdInbound } : {}),
+    ...(presenceScope !== undefined ? { presence: presenceScope } : {}),
   });
 }

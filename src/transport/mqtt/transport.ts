@@ -65,6 +65,8 @@ export interface MqttTransportStats {
     retainedFrame: number;
     /** Messages on topics outside our layout. */
     unknownTopic: number;
+    /** Presence of a node no longer watched (in flight when we unsubscribed). */
+    unwatchedPresence: number;
     /** sendFrame calls refused because maxQueuedFrames were already waiting for the link. */
     queueFull: number;
   };
@@ -115,6 +117,10 @@ export class MqttTransport implements Transport {
   /** Filters we want, and those the broker holds in our current session. */
   private readonly wanted = new Set<string>();
   private readonly granted = new Set<string>();
+  /** How many watchPresence() calls hold each presence filter. */
+  private readonly presenceWatches = new Map<string, number>();
+  /** Presence filters given up while the link was down, which the broker's session may still hold. */
+  private readonly abandoned = new Set<string>();
   /** Sends not yet settled: resolved when PUBACKed, queued, or when the link or the transport goes away. */
   private readonly pending = new Set<() => void>();
 
@@ -125,7 +131,7 @@ export class MqttTransport implements Transport {
 
   private readonly counters: MqttTransportStats = {
     received: { frames: 0, frameBytes: 0, announcements: 0, statuses: 0 },
-    dropped: { oversizedFrame: 0, oversizedPresence: 0, retainedFrame: 0, unknownTopic: 0, queueFull: 0 },
+    dropped: { oversizedFrame: 0, oversizedPresence: 0, retainedFrame: 0, unknownTopic: 0, unwatchedPresence: 0, queueFull: 0 },
     sent: { frames: 0, frameBytes: 0, queuedWhileDown: 0, refusedByBroker: 0 },
     handlerErrors: 0,
     subscribeRefused: 0,
@@ -220,12 +226,24 @@ export class MqttTransport implements Transport {
     await this.publish(this.usableClient('withdrawAnnouncement'), announceTopic(this.localNodeId), new Uint8Array(0), true);
   }
 
+  watchPresence(node: NodeId | 'all'): Unsubscribe {
+    if (node !== 'all' && !isNodeId(node)) throw new TypeError('"node" expected a node id or \'all\'');
+    const filters = node === 'all' ? [ANNOUNCE_FILTER, STATUS_FILTER] : [announceTopic(node), statusTopic(node)];
+    for (const filter of filters) this.wantFilter(filter);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const filter of filters) this.unwantFilter(filter);
+    };
+  }
+
   onAnnouncement(handler: (from: NodeId, announcement: Uint8Array) => void): Unsubscribe {
-    return this.addPresenceHandler(this.announcementHandlers, ANNOUNCE_FILTER, handler);
+    return addHandler(this.announcementHandlers, handler, 'handler');
   }
 
   onStatus(handler: (from: NodeId, status: Uint8Array) => void): Unsubscribe {
-    return this.addPresenceHandler(this.statusHandlers, STATUS_FILTER, handler);
+    return addHandler(this.statusHandlers, handler, 'handler');
   }
 
   /**
@@ -307,6 +325,8 @@ export class MqttTransport implements Transport {
     // Without a session the broker forgot our subscriptions [MQTT-3.2.2-3]; mqtt.js' own
     // resubscribe only knows what it subscribed itself, so we track what the session holds.
     if (!connack.sessionPresent) this.granted.clear();
+    else for (const filter of this.abandoned) if (!this.wanted.has(filter)) client.unsubscribe(filter);
+    this.abandoned.clear();
     const inboxGranted = this.subscribeMissing(client, generation);
     // Retained so anyone subscribing later sees it [MQTT-3.3.1-5]; republished on every connect
     // because the Will may have replaced it while we were away.
@@ -398,27 +418,34 @@ export class MqttTransport implements Transport {
 
   // ---- subscriptions --------------------------------------------------------------------
 
-  private addPresenceHandler(
-    set: Set<(from: NodeId, payload: Uint8Array) => void>,
-    filter: string,
-    handler: (from: NodeId, payload: Uint8Array) => void,
-  ): Unsubscribe {
-    const remove = addHandler(set, handler, 'handler');
-    if (set.size === 1 && !this.wanted.has(filter)) {
-      // Lazily: a node that never looks at the presence board doesn't receive it.
-      this.wanted.add(filter);
-      const client = this.client;
-      if (client?.connected && (this.state === 'running' || this.state === 'starting')) {
-        void this.subscribe(client, filter, this.generation);
-      }
+  /** Count one more watch of a presence filter; the first one subscribes (now, or at the next CONNACK). */
+  private wantFilter(filter: string): void {
+    const count = this.presenceWatches.get(filter) ?? 0;
+    this.presenceWatches.set(filter, count + 1);
+    if (count > 0 || this.wanted.has(filter)) return;
+    this.wanted.add(filter);
+    if (this.abandoned.delete(filter)) this.granted.add(filter); // the session still holds it
+    const client = this.client;
+    if (client?.connected && (this.state === 'running' || this.state === 'starting')) {
+      void this.subscribe(client, filter, this.generation);
     }
-    return () => {
-      remove();
-      if (set.size > 0 || !this.wanted.delete(filter)) return;
-      const wasGranted = this.granted.delete(filter);
-      const client = this.client;
-      if (wasGranted && client?.connected && this.state === 'running') client.unsubscribe(filter);
-    };
+  }
+
+  /** Count one watch less; the last one unsubscribes. */
+  private unwantFilter(filter: string): void {
+    const count = this.presenceWatches.get(filter) ?? 0;
+    if (count > 1) {
+      this.presenceWatches.set(filter, count - 1);
+      return;
+    }
+    this.presenceWatches.delete(filter);
+    if (!this.wanted.delete(filter)) return;
+    const wasGranted = this.granted.delete(filter);
+    const client = this.client;
+    if (!wasGranted) return;
+    if (client?.connected && this.state === 'running') client.unsubscribe(filter);
+    // Offline: the broker's session keeps the subscription until the next CONNACK says it still exists.
+    else this.abandoned.add(filter);
   }
 
   /** Subscribe to every wanted filter the session lacks; reports how the inbox one went. */
@@ -503,6 +530,12 @@ export class MqttTransport implements Transport {
     const isStatus = from !== undefined && topic === statusTopic(from);
     if (from === undefined || (!isAnnouncement && !isStatus)) {
       this.counters.dropped.unknownTopic++;
+      return;
+    }
+    // Only what is watched now: a publish in flight when we unsubscribed, or one for a filter the
+    // broker's session kept, is not asked for.
+    if (!this.wanted.has(topic) && !this.wanted.has(isAnnouncement ? ANNOUNCE_FILTER : STATUS_FILTER)) {
+      this.counters.dropped.unwatchedPresence++;
       return;
     }
     if (payload.byteLength > MAX_PRESENCE_BYTES) {
