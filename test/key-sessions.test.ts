@@ -16,7 +16,7 @@ import { SocketHidConnector, type HidConnector } from '../src/signer/hid/transpo
 import { KeyCommand } from '../src/signer/hid/commands.js';
 import { startEmulator, type RunningEmulator } from '../firmware-bridge/emulator.js';
 import { until } from './helpers/session-nodes.js';
-import { OFFER, fundWallet, memoryTransport, seeded, startParty, stopParty } from './helpers/oneway-parties.js';
+import { OFFER, memoryTransport, openOnewayChannel, seeded, startParty, stopParty } from './helpers/oneway-parties.js';
 import { memoryNet, openChannel, startRsmcPair, untilQuiescent } from './helpers/rsmc-parties.js';
 import { MemoryKey } from './helpers/key-fixtures.js';
 import { fundingScriptOf, paymentTransaction } from '../src/channel/oneway/terms.js';
@@ -42,12 +42,7 @@ async function onewaySession(signer: HidSigner) {
   const broker = new InMemoryBroker();
   const provider = await startParty({ seed: 1, chain, transport: memoryTransport(broker), offers: [OFFER] });
   const device = await startParty({ seed: 2, chain, transport: memoryTransport(broker), node: { signer } });
-  await fundWallet(chain, device, 1_000_000n);
-  await until(() => device.messenger.directory().has(provider.messenger.nodeId), 'announcement');
-  const opening = device.node.open(provider.messenger.nodeId, { capacitySat: 200_000n, expiryBlocks: 100 });
-  await until(() => chain.mempool().length > 0, 'funding broadcast');
-  await chain.mine(1);
-  const channel = await opening;
+  const channel = await openOnewayChannel(chain, provider, device);
   return { chain, broker, provider, device, channel };
 }
 

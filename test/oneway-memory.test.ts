@@ -3,19 +3,14 @@ import assert from 'node:assert/strict';
 import { Simnet } from '../src/chain/simnet/index.js';
 import { InMemoryBroker } from '../src/transport/memory.js';
 import { until } from './helpers/session-nodes.js';
-import { OFFER, fundWallet, memoryTransport, startParty, stopParty } from './helpers/oneway-parties.js';
+import { OFFER, fundWallet, memoryTransport, openOnewayChannel, startParty, stopParty } from './helpers/oneway-parties.js';
 
 test('lifecycle in memory: open, pay, close, settled on chain', async () => {
   const chain = new Simnet();
   const broker = new InMemoryBroker();
   const provider = await startParty({ seed: 1, chain, transport: memoryTransport(broker), offers: [OFFER] });
   const device = await startParty({ seed: 2, chain, transport: memoryTransport(broker) });
-  await fundWallet(chain, device, 1_000_000n);
-  await until(() => device.messenger.directory().has(provider.messenger.nodeId), 'announcement');
-  const opening = device.node.open(provider.messenger.nodeId, { capacitySat: 200_000n, expiryBlocks: 100 });
-  await until(() => chain.mempool().length > 0, 'funding broadcast');
-  await chain.mine(1);
-  const ch = await opening;
+  const ch = await openOnewayChannel(chain, provider, device);
   assert.equal(ch.phase, 'open');
   for (let i = 0; i < 5; i++) await ch.pay(1_000_000n);
   assert.equal(ch.paidMsat, 5_000_000n);

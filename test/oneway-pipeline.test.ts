@@ -13,7 +13,7 @@ import type { StoreWrite } from '../src/store/port.js';
 import { InMemoryBroker } from '../src/transport/memory.js';
 import type { WireMessage } from '../src/wire/index.js';
 import { until } from './helpers/session-nodes.js';
-import { OFFER, fundWallet, memoryTransport, startParty, stopParty, type Party } from './helpers/oneway-parties.js';
+import { OFFER, memoryTransport, openOnewayChannel, startParty, stopParty, type Party } from './helpers/oneway-parties.js';
 
 /** A MemoryStore whose commits take a few milliseconds, remembering the highest payment number durable so far. */
 class SlowStore extends MemoryStore {
@@ -51,12 +51,7 @@ async function openPair(stores: { payer: SlowStore; payee: SlowStore }, payTimeo
   const broker = new InMemoryBroker();
   const provider = await startParty({ seed: 1, chain, transport: memoryTransport(broker), offers: [OFFER], store: stores.payee, node: { payTimeoutMs } });
   const device = await startParty({ seed: 2, chain, transport: memoryTransport(broker), store: stores.payer, node: { payTimeoutMs } });
-  await fundWallet(chain, device, 1_000_000n);
-  await until(() => device.messenger.directory().has(provider.messenger.nodeId), 'announcement');
-  const opening = device.node.open(provider.messenger.nodeId, { capacitySat: 500_000n, expiryBlocks: 100 });
-  await until(() => chain.mempool().length > 0, 'funding broadcast');
-  await chain.mine(1);
-  const channel = await opening;
+  const channel = await openOnewayChannel(chain, provider, device, 500_000n);
   return { chain, provider, device, channel };
 }
 

@@ -14,6 +14,7 @@ import { signNodeStatus, type ServiceOffer } from '../../src/wire/index.js';
 import { DeviceWallet } from '../../src/wallet/device-wallet.js';
 import { SimnetUtxoSource, type SimnetUtxoChain } from '../../src/wallet/utxo-source.js';
 import { OnewayNode, type OnewayNodeOptions } from '../../src/channel/oneway/node.js';
+import type { OnewayChannel } from '../../src/channel/oneway/channel.js';
 import { p2wpkhOutput } from '../../src/onchain/script.js';
 import { FAST_TIMINGS, until } from './session-nodes.js';
 import type { BroadcastResult } from '../../src/chain/port.js';
@@ -128,14 +129,22 @@ export async function openPaidChannel(node: Partial<OnewayNodeOptions> = {}) {
   const broker = new InMemoryBroker();
   const provider = await startParty({ seed: 1, chain, transport: memoryTransport(broker), offers: [OFFER], node });
   const device = await startParty({ seed: 2, chain, transport: memoryTransport(broker), node });
-  await fundWallet(chain, device, 1_000_000n);
-  await until(() => device.messenger.directory().has(provider.messenger.nodeId), 'announcement');
-  const opening = device.node.open(provider.messenger.nodeId, { capacitySat: 200_000n, expiryBlocks: 100 });
-  await until(() => chain.mempool().length > 0, 'funding broadcast');
-  await chain.mine(1);
-  const channel = await opening;
+  const channel = await openOnewayChannel(chain, provider, device);
   await channel.pay(3_000_000n);
   return { chain, broker, provider, device, channel };
+}
+
+/**
+ * The device's wallet gets 1,000,000 sat; once the provider's announcement is in its directory it opens a
+ * `capacitySat` channel (expiry in 100 blocks), and the funding confirms (one block on the Simnet).
+ */
+export async function openOnewayChannel(chain: Simnet, provider: Party, device: Party, capacitySat = 200_000n): Promise<OnewayChannel> {
+  await fundWallet(chain, device, 1_000_000n);
+  await until(() => device.messenger.directory().has(provider.messenger.nodeId), 'announcement');
+  const opening = device.node.open(provider.messenger.nodeId, { capacitySat, expiryBlocks: 100 });
+  await until(() => chain.mempool().length > 0, 'funding broadcast');
+  await chain.mine(1);
+  return opening;
 }
 
 export async function stopParty(party: Party): Promise<void> {
